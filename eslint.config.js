@@ -1,0 +1,36 @@
+// Lint: typescript-eslint's recommended rules, plus the layering rules that keep
+// concerns apart (a lease store never imports a data plane, and so on).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const layer = (folder, forbidden) => ({
+  files: [`src/${folder}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': ['error', {
+      patterns: forbidden.map((f) => ({ group: [`**/${f}/**`, `../${f}/*`], message: `src/${folder} must not depend on src/${f}` })),
+    }],
+  },
+});
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'build/**', '.lab/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-process-exit': 'off',
+    },
+  },
+  // Only the CLI may end the process.
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/cli/**', 'src/**/*.test.ts'],
+    rules: { 'no-restricted-properties': ['error', { object: 'process', property: 'exit', message: 'only src/cli may exit the process' }] },
+  },
+  layer('netlink', ['cni', 'ipam', 'lab', 'firewall', 'cli', 'subnet']),
+  layer('ipam', ['cni', 'netlink', 'lab', 'firewall', 'cli']),
+  layer('firewall', ['cni', 'ipam', 'netlink', 'lab', 'cli']),
+  layer('subnet', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli']),
+  layer('cni', ['lab', 'cli']),
+);

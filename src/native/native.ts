@@ -1,0 +1,41 @@
+// Loads weft's native addon (src/native/weft_native.c, built by `npm run build:native`).
+// See the C file for why each call exists; this module only gives them types.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+export interface PeerCredentials { pid: number; uid: number; gid: number }
+
+export interface NativeAddon {
+  /** Opens a bound netlink socket, inside the network namespace at netnsPath when given. */
+  nlOpen(protocol: number, netnsPath?: string | null): number;
+  nlSend(fd: number, data: Uint8Array): number;
+  /** Waits up to timeoutMs for one datagram; returns its length, or 0 on timeout. */
+  nlRecv(fd: number, into: Uint8Array, timeoutMs: number): number;
+  close(fd: number): void;
+  /** flock(2). Returns false when the lock is busy and wait is false. */
+  flock(fd: number, mode: 'ex' | 'sh' | 'un', wait: boolean): boolean;
+  peerCred(fd: number): PeerCredentials;
+  /** Writes data to file (a /proc/sys/net knob) from inside the network namespace at netnsPath. */
+  writeInNetns(netnsPath: string, file: string, data: string): void;
+}
+
+/** Where the build puts the addon; WEFT_NATIVE overrides it (a shipped bundle sets this). */
+export function nativeAddonPath(): string {
+  if (process.env.WEFT_NATIVE) return process.env.WEFT_NATIVE;
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  return join(root, 'build', 'weft_native.node');
+}
+
+let loaded: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (loaded) return loaded;
+  const path = nativeAddonPath();
+  if (!existsSync(path)) {
+    throw new Error(`weft's native addon is missing at ${path}: run \`npm run build:native\` (needs gcc)`);
+  }
+  loaded = createRequire(import.meta.url)(path) as NativeAddon;
+  return loaded;
+}
