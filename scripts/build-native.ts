@@ -24,7 +24,8 @@ const targets: Target[] = [
   {
     output: join(out, 'weft-cni'),
     sources: [join(root, 'src/cni/shim/weft-cni.c')],
-    flags: ['-static'],
+    // The standalone plugin this front end falls back to when no CNI server is running.
+    flags: ['-static', `-DWEFT_FALLBACK="${join(root, 'bin', 'weft')}"`],
   },
 ];
 

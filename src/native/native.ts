@@ -11,7 +11,10 @@ export interface NativeAddon {
   /** Opens a bound netlink socket, inside the network namespace at netnsPath when given. */
   nlOpen(protocol: number, netnsPath?: string | null): number;
   nlSend(fd: number, data: Uint8Array): number;
-  /** Waits up to timeoutMs for one datagram; returns its length, or 0 on timeout. */
+  /**
+   * Waits up to timeoutMs for one datagram; returns its length, or 0 on timeout. A length
+   * greater than into.length means the datagram was truncated to fit.
+   */
   nlRecv(fd: number, into: Uint8Array, timeoutMs: number): number;
   close(fd: number): void;
   /** flock(2). Returns false when the lock is busy and wait is false. */

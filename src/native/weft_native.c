@@ -122,7 +122,9 @@ static napi_value nl_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* nlRecv(fd: number, into: Uint8Array, timeoutMs: number): number — 0 on timeout */
+/* nlRecv(fd: number, into: Uint8Array, timeoutMs: number): number — 0 on timeout.
+ * MSG_TRUNC makes recv() return the datagram's real length, so a reply larger than `into`
+ * shows up as a length > into.length instead of being cut short without a trace. */
 static napi_value nl_recv(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], out;
@@ -137,7 +139,7 @@ static napi_value nl_recv(napi_env env, napi_callback_info info) {
   if (ready < 0) return throw_errno(env, "netlink poll", errno);
   ssize_t n = 0;
   if (ready > 0) {
-    do n = recv(fd, data, len, 0);
+    do n = recv(fd, data, len, MSG_TRUNC);
     while (n < 0 && errno == EINTR);
     if (n < 0) return throw_errno(env, "netlink recv", errno);
   }
