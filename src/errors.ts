@@ -15,6 +15,7 @@ export type WeftErrorCode =
   | 'WEFT_NOT_READY' // a dependency is not up yet; retry later
   | 'WEFT_IO' // reading or writing a file failed
   | 'WEFT_LAB' // the lab could not do what was asked
+  | 'WEFT_CHECK_FAILED' // CNI CHECK found the attachment not as ADD left it
   | 'WEFT_INTERNAL';
 
 export class WeftError extends Error {

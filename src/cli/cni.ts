@@ -6,6 +6,7 @@ import { createLogger } from '../log/logger.ts';
 import { handleCni } from '../cni/plugin.ts';
 import { startCniServer, DEFAULT_CNI_SOCKET } from '../cni/server.ts';
 import { BridgeOperations } from '../cni/bridge-plugin.ts';
+import { iptablesPodMasquerade } from '../cni/pod-masq.ts';
 import { WeftError, errnoCode } from '../errors.ts';
 
 async function readStdin(): Promise<string> {
@@ -23,7 +24,7 @@ export function registerCni(program: Command): void {
       const log = createLogger({ name: 'weft-cni', fd: 2, level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
       const env: Record<string, string> = {};
       for (const [k, v] of Object.entries(process.env)) if (k.startsWith('CNI_') && v !== undefined) env[k] = v;
-      const ops = new BridgeOperations({ log });
+      const ops = new BridgeOperations({ log, masquerade: iptablesPodMasquerade() });
       try {
         const res = await handleCni({ env, stdin: await readStdin() }, ops, log);
         process.stdout.write(res.stdout);
@@ -41,7 +42,7 @@ export function registerCni(program: Command): void {
     .option('--ready-file <path>', 'create this file once the server is listening, and remove it on exit')
     .action(async (opts: { socket: string; readyFile?: string }) => {
       const log = createLogger({ name: 'weft-cni-server' });
-      const ops = new BridgeOperations({ log });
+      const ops = new BridgeOperations({ log, masquerade: iptablesPodMasquerade() });
       let server;
       try {
         server = await startCniServer({ socket: opts.socket, ops, log });

@@ -23,6 +23,7 @@ const codeFor: Record<WeftErrorCode, number> = {
   WEFT_IPAM_CONFLICT: CniErrorCodes.addressConflict,
   WEFT_NETLINK: CniErrorCodes.kernelRefused,
   WEFT_FIREWALL: CniErrorCodes.firewallFailed,
+  WEFT_CHECK_FAILED: CniErrorCodes.checkFailed,
   WEFT_LAB: CniErrorCodes.internal,
   WEFT_INTERNAL: CniErrorCodes.internal,
 };

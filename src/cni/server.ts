@@ -33,7 +33,9 @@ function callerUid(conn: Socket): number | undefined {
 export async function startCniServer(options: CniServerOptions): Promise<Server> {
   const socket = options.socket ?? DEFAULT_CNI_SOCKET;
   const { log, ops } = options;
-  const server = createServer((conn) => {
+  // allowHalfOpen: the front end shuts down its writing side to mark the end of the request,
+  // and we still have to answer on ours.
+  const server = createServer({ allowHalfOpen: true }, (conn) => {
     const uid = options.allowNonRoot ? 0 : callerUid(conn);
     if (uid !== 0) {
       log.warn({ uid }, 'refused a CNI request from a non-root caller');

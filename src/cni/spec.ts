@@ -48,6 +48,7 @@ export const CniErrorCodes = {
   addressConflict: 101,
   kernelRefused: 102,
   firewallFailed: 103,
+  checkFailed: 104,
   internal: 999,
 } as const;
 

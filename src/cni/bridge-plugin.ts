@@ -1,0 +1,218 @@
+// The CNI verbs for weft's bridge network (cni.md §2.1 is the behaviour we match): each verb
+// reads top to bottom as numbered steps, and ADD pushes an undo for every resource it takes so
+// a failure leaves no address, link or rule behind.
+import { randomBytes } from 'node:crypto';
+import { openSync, closeSync } from 'node:fs';
+import { WeftError, errnoCode } from '../errors.ts';
+import type { Logger } from '../log/logger.ts';
+import { HostLocalIpam } from '../ipam/allocator.ts';
+import { isExists, isNotFound, Rtnetlink } from '../netlink/index.ts';
+import { readSubnetEnv } from '../subnet/subnet-env.ts';
+import { checkAttachment } from './check.ts';
+import type { PluginConfig } from './config.ts';
+import { parseCniArgs, type CniEnv } from './env.ts';
+import { forgetFlannelDelegate, gcFlannelDelegates, saveFlannelDelegate } from './flannel-state.ts';
+import { ensureForwarding, ensureNodeBridge, familyOf, randomMac } from './node-bridge.ts';
+import { planPodNetwork, type PodNetworkPlan } from './plan.ts';
+import type { CniOperations } from './plugin.ts';
+import type { PodMasquerade } from './pod-masq.ts';
+import type { AddResult } from './result.ts';
+import { podAddresses, configurePodInterface } from './pod-link.ts';
+
+export interface BridgeOperationsOptions {
+  log: Logger;
+  /** Per-pod masquerade (only used when the node agent does not masquerade); see pod-masq.ts. */
+  masquerade?: PodMasquerade;
+}
+
+const CNI_ARGS_KEYS = ['IP', 'MAC', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];
+
+export class BridgeOperations implements CniOperations {
+  readonly #log: Logger;
+  readonly #masq: PodMasquerade | undefined;
+  /** The node's own namespace, opened once: the CNI server keeps it for its whole life. */
+  #node: Rtnetlink | undefined;
+
+  constructor(options: BridgeOperationsOptions) {
+    this.#log = options.log;
+    this.#masq = options.masquerade;
+  }
+
+  close(): void {
+    this.#node?.close();
+    this.#node = undefined;
+  }
+
+  get #nodeNetlink(): Rtnetlink {
+    this.#node ??= Rtnetlink.open();
+    return this.#node;
+  }
+
+  async add(env: CniEnv, config: PluginConfig): Promise<AddResult> {
+    const undo: (() => unknown)[] = [];
+    try {
+      return await this.#add(env, config, undo);
+    } catch (e) {
+      for (const step of undo.reverse()) {
+        try {
+          await step();
+        } catch (rollbackError) {
+          this.#log.error({ containerId: env.containerId, err: (rollbackError as Error).message }, 'rollback step of a failed ADD failed');
+        }
+      }
+      throw e;
+    }
+  }
+
+  async #add(env: CniEnv, config: PluginConfig, undo: (() => unknown)[]): Promise<AddResult> {
+    const args = parseCniArgs(env.args, CNI_ARGS_KEYS);
+    // 1. What this pod gets: from the node agent's subnet.env.
+    const plan = planPodNetwork(config, readSubnetEnv(config.subnetFile));
+    // 2. The pod's namespace; its interface must not exist yet (spec: ADD twice is an error).
+    using pod = openPodNetns(env.netns);
+    if (pod.nl.getLink(env.ifname)) {
+      throw new WeftError('WEFT_INVALID_ENV', `container interface ${env.ifname} already exists in ${env.netns}: DEL the previous attachment first`);
+    }
+    // 3. The node's bridge with the gateway address, and forwarding.
+    const node = this.#nodeNetlink;
+    const bridge = ensureNodeBridge(node, { name: config.bridge, mtu: plan.mtu, gateways: plan.gateways, networks: plan.networks, log: this.#log });
+    ensureForwarding(plan.gateways.map(familyOf));
+    // 4. Addresses, released again if anything below fails.
+    const ipam = this.#ipam(config, plan);
+    const attachment = { containerId: env.containerId, ifname: env.ifname };
+    const requested = [...config.requestedIps, ...(args.get('IP')?.split(',') ?? [])];
+    const allocations = await ipam.allocate({ ...attachment, requested });
+    undo.push(() => ipam.release(attachment));
+    // 5. The veth pair: host end on the bridge, pod end created directly in the pod's namespace.
+    const podMac = config.requestedMac ?? args.get('MAC') ?? randomMac();
+    const hostName = this.#createVeth(node, { bridge: bridge.index, mtu: plan.mtu, ifname: env.ifname, podMac, netnsFd: pod.fd });
+    undo.push(() => node.deleteLink(hostName));
+    const host = node.getLink(hostName);
+    if (!host) throw new WeftError('WEFT_NETLINK', `veth ${hostName} vanished right after creation`);
+    if (config.hairpinMode) node.setHairpin(host.index, true);
+    // 6. Inside the pod: addresses, then routes via the gateway.
+    const podAddrs = allocations.map((a) => `${a.address}/${a.prefix}`);
+    configurePodInterface(pod.nl, { ifname: env.ifname, addresses: podAddrs, routes: plan.routes });
+    // 7. Masquerade by the plugin, only if the node agent does not do it.
+    if (plan.podMasq) {
+      if (!this.#masq) throw new WeftError('WEFT_FIREWALL', 'per-pod masquerade is needed (FLANNEL_IPMASQ=false) but no firewall backend is configured');
+      await this.#masq.setup({ network: config.name, containerId: env.containerId, ips: podAddrs });
+      undo.push(() => this.#masq?.teardown({ network: config.name, containerId: env.containerId }));
+    }
+    // 8. flannel's own plugin must be able to DEL this pod after a switch back (flannel-state.ts).
+    if (config.flannelStateDir) saveFlannelDelegate(config, env.containerId, plan);
+    return {
+      interfaces: [
+        { name: bridge.name, mac: bridge.mac },
+        { name: hostName, mac: host.mac ?? '' },
+        { name: env.ifname, mac: podMac, sandbox: env.netns, mtu: plan.mtu },
+      ],
+      ips: allocations.map((a) => ({ address: `${a.address}/${a.prefix}`, gateway: a.gateway, interface: 2 })),
+      routes: plan.routes,
+      dns: config.dns ?? {},
+    };
+  }
+
+  /** Host end named "veth" + 8 hex digits like the bridge plugin; a name clash is retried. */
+  #createVeth(node: Rtnetlink, o: { bridge: number; mtu: number; ifname: string; podMac: string; netnsFd: number }): string {
+    for (let attempt = 0; ; attempt++) {
+      const name = `veth${randomBytes(4).toString('hex')}`;
+      try {
+        // The peer cannot be brought up in the same request: the kernel opens it before it is paired.
+        node.createVeth({ name, mtu: o.mtu, mac: randomMac(), master: o.bridge, up: true, peer: { name: o.ifname, mtu: o.mtu, mac: o.podMac, netnsFd: o.netnsFd } });
+        return name;
+      } catch (e) {
+        if (!isExists(e) || attempt >= 3) throw e;
+      }
+    }
+  }
+
+  async del(env: CniEnv, config: PluginConfig): Promise<void> {
+    // DEL must finish "to the fullest extent possible": no netns, no link, no subnet.env are all fine.
+    let plan: PodNetworkPlan | undefined;
+    try {
+      plan = planPodNetwork(config, readSubnetEnv(config.subnetFile));
+    } catch (e) {
+      this.#log.warn({ containerId: env.containerId, err: (e as Error).message }, 'DEL without a readable subnet.env; releasing what can be released');
+    }
+    // 1. The pod's interface (its veth peer on the bridge goes with it).
+    if (env.netns !== '') {
+      const pod = tryOpenPodNetns(env.netns);
+      if (pod) {
+        try {
+          pod.nl.deleteLink(env.ifname);
+        } catch (e) {
+          if (!isNotFound(e)) throw e;
+        } finally {
+          pod[Symbol.dispose]();
+        }
+      }
+    }
+    // 2. Addresses, 3. masquerade rules, 4. flannel's delegate record.
+    await this.#ipam(config, plan).release({ containerId: env.containerId, ifname: env.ifname });
+    if (this.#masq && (plan?.podMasq ?? config.ipMasq ?? true)) {
+      await this.#masq.teardown({ network: config.name, containerId: env.containerId });
+    }
+    if (config.flannelStateDir) forgetFlannelDelegate(config.flannelStateDir, env.containerId);
+  }
+
+  async check(env: CniEnv, config: PluginConfig): Promise<void> {
+    const plan = planPodNetwork(config, readSubnetEnv(config.subnetFile));
+    using pod = openPodNetns(env.netns);
+    const owned = await this.#ipam(config, plan).lookup({ containerId: env.containerId, ifname: env.ifname });
+    checkAttachment({ node: this.#nodeNetlink, pod: pod.nl, env, config, plan, ipamAddresses: owned, podAddresses: podAddresses(pod.nl, env.ifname) });
+  }
+
+  async status(config: PluginConfig): Promise<void> {
+    const plan = planPodNetwork(config, readSubnetEnv(config.subnetFile));
+    const usage = await this.#ipam(config, plan).usage();
+    const full = usage.findIndex((u) => u.allocated >= u.capacity);
+    if (full >= 0) {
+      throw new WeftError('WEFT_IPAM_EXHAUSTED', `no free addresses in ${plan.gateways[full]} on this node (${usage[full]!.allocated} of ${usage[full]!.capacity} in use)`);
+    }
+  }
+
+  async gc(config: PluginConfig): Promise<void> {
+    const valid = (config.validAttachments ?? []).map((a) => ({ containerId: a.containerID, ifname: a.ifname }));
+    let plan: PodNetworkPlan | undefined;
+    try {
+      plan = planPodNetwork(config, readSubnetEnv(config.subnetFile));
+    } catch {
+      plan = undefined;
+    }
+    const released = await this.#ipam(config, plan).gc(valid);
+    if (config.flannelStateDir) gcFlannelDelegates(config.flannelStateDir, new Set(valid.map((a) => a.containerId)));
+    if (released.length > 0) this.#log.info({ released }, 'GC released addresses of attachments the runtime no longer knows');
+  }
+
+  #ipam(config: PluginConfig, plan: PodNetworkPlan | undefined): HostLocalIpam {
+    return new HostLocalIpam({ dataDir: config.ipamDataDir, network: config.name, rangeSets: plan?.rangeSets ?? [] });
+  }
+}
+
+interface PodNetns extends Disposable { fd: number; nl: Rtnetlink }
+
+function openPodNetns(path: string): PodNetns {
+  const pod = tryOpenPodNetns(path);
+  if (!pod) throw new WeftError('WEFT_NETNS', `network namespace ${path} does not exist`);
+  return pod;
+}
+
+/** undefined when the namespace is gone (DEL after the runtime removed it). */
+function tryOpenPodNetns(path: string): PodNetns | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return undefined;
+    throw new WeftError('WEFT_NETNS', `cannot open network namespace ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  let nl: Rtnetlink;
+  try {
+    nl = Rtnetlink.open(path);
+  } catch (e) {
+    closeSync(fd);
+    throw new WeftError('WEFT_NETNS', `${path} is not a usable network namespace: ${(e as Error).message}`, { cause: e });
+  }
+  return { fd, nl, [Symbol.dispose]: () => { nl.close(); closeSync(fd); } };
+}

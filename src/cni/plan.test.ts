@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parsePluginConfig } from './config.ts';
+import { parseSubnetEnv } from '../subnet/subnet-env.ts';
+import { planPodNetwork } from './plan.ts';
+import { formatCidr } from '../ipam/cidr.ts';
+
+const v4 = parseSubnetEnv('FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.85.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
+const dual = parseSubnetEnv('FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.85.1/24\nFLANNEL_IPV6_NETWORK=fd10::/48\nFLANNEL_IPV6_SUBNET=fd10:0:0:55::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
+const weft = parsePluginConfig({ cniVersion: '1.0.0', name: 'weft', type: 'weft' });
+
+test('weft form: gateway .1, default route and cluster route via it, MTU from subnet.env', () => {
+  const plan = planPodNetwork(weft, v4);
+  assert.deepEqual(plan.gateways, ['10.16.85.1/24']);
+  assert.deepEqual(plan.routes, [{ dst: '0.0.0.0/0', gw: '10.16.85.1' }, { dst: '10.16.0.0/16', gw: '10.16.85.1' }]);
+  assert.equal(plan.mtu, 1450);
+  assert.equal(formatCidr(plan.rangeSets[0]![0]!.subnet), '10.16.85.0/24');
+  assert.equal(plan.podMasq, false, 'the agent masquerades when FLANNEL_IPMASQ=true');
+});
+
+test('dual stack: one range set and gateway per family; FLANNEL_IPMASQ=false makes the plugin masquerade', () => {
+  const plan = planPodNetwork(weft, dual);
+  assert.equal(plan.rangeSets.length, 2);
+  assert.deepEqual(plan.gateways, ['10.16.85.1/24', 'fd10:0:0:55::1/64']);
+  assert.deepEqual(plan.routes.map((r) => r.dst), ['0.0.0.0/0', '10.16.0.0/16', '::/0', 'fd10::/48']);
+  assert.equal(plan.podMasq, true);
+});
+
+test('flannel form without isDefaultGateway routes only the cluster network, as flannel does', () => {
+  const flannel = parsePluginConfig({ cniVersion: '0.3.1', name: 'cbr0', type: 'flannel', delegate: { mtu: 1400, ipMasq: true } });
+  const plan = planPodNetwork(flannel, v4);
+  assert.deepEqual(plan.routes, [{ dst: '10.16.0.0/16', gw: '10.16.85.1' }]);
+  assert.equal(plan.mtu, 1400);
+  assert.equal(plan.podMasq, true);
+});
+
+test('extra ipam routes are added once, via the gateway of their family unless they name one', () => {
+  const c = parsePluginConfig({ cniVersion: '1.0.0', name: 'weft', type: 'weft', ipam: { routes: [{ dst: '192.0.2.0/24' }, { dst: '10.16.0.0/16' }, { dst: '198.51.100.0/24', gw: '10.16.85.9' }] } });
+  assert.deepEqual(planPodNetwork(c, v4).routes.slice(2), [{ dst: '192.0.2.0/24', gw: '10.16.85.1' }, { dst: '198.51.100.0/24', gw: '10.16.85.9' }]);
+});

@@ -1,0 +1,53 @@
+// What a pod on this node gets, derived from the plugin config and the node's subnet.env:
+// the address ranges, the bridge's gateway addresses, the pod's routes and MTU, and whether
+// the plugin itself must masquerade. Pure: no I/O, so it is unit-tested exhaustively.
+import { formatCidr, formatIp, type Cidr } from '../ipam/cidr.ts';
+import { parseRangeSets, type RangeSet } from '../ipam/ranges.ts';
+import type { SubnetEnv } from '../subnet/subnet-env.ts';
+import type { PluginConfig, Route } from './config.ts';
+
+export interface PodNetworkPlan {
+  rangeSets: RangeSet[];
+  /** The bridge's addresses, one per family, e.g. "10.16.1.1/24". */
+  gateways: string[];
+  routes: Route[];
+  mtu: number;
+  /**
+   * flannel's rule (flannel.md §6.1): the plugin masquerades a pod's traffic only when the
+   * node agent does not (FLANNEL_IPMASQ=false); an explicit ipMasq in the config wins.
+   */
+  podMasq: boolean;
+  /** The cluster networks (FLANNEL_NETWORK and FLANNEL_IPV6_NETWORK). */
+  networks: Cidr[];
+}
+
+const DEFAULT_ROUTE = { 4: '0.0.0.0/0', 6: '::/0' } as const;
+
+export function planPodNetwork(config: PluginConfig, env: SubnetEnv): PodNetworkPlan {
+  const subnets = [env.subnet, env.ipv6Subnet].filter((s): s is Cidr => s !== undefined);
+  const rangeSets = parseRangeSets(subnets.map((s) => [{ subnet: formatCidr(s) }]), 'subnet.env FLANNEL_SUBNET');
+  const networks = [...env.networks, ...env.ipv6Networks];
+  const gateways: string[] = [];
+  const routes: Route[] = [];
+  for (const set of rangeSets) {
+    const range = set[0]!;
+    const gw = formatIp(range.gateway);
+    gateways.push(`${gw}/${range.subnet.prefix}`);
+    if (config.isDefaultGateway) routes.push({ dst: DEFAULT_ROUTE[range.subnet.family], gw });
+    for (const n of networks) if (n.family === range.subnet.family) routes.push({ dst: formatCidr(n), gw });
+  }
+  for (const r of config.routes) {
+    if (routes.some((x) => x.dst === r.dst)) continue;
+    const family = r.dst.includes(':') ? 6 : 4;
+    const gw = r.gw ?? gateways.find((g) => g.includes(':') === (family === 6))?.split('/')[0];
+    routes.push(gw ? { dst: r.dst, gw } : { dst: r.dst });
+  }
+  return {
+    rangeSets,
+    gateways,
+    routes,
+    mtu: config.mtu ?? env.mtu,
+    podMasq: config.ipMasq ?? !env.ipMasq,
+    networks,
+  };
+}
