@@ -4,7 +4,7 @@
 // that weft attached (its delegate, bridge + host-local, finds the same address store).
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatCidr } from '../ipam/cidr.ts';
+import { formatCidr } from '../net/cidr.ts';
 import type { PluginConfig } from './config.ts';
 import type { PodNetworkPlan } from './plan.ts';
 

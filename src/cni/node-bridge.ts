@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { WeftError } from '../errors.ts';
 import { formatMac, type Rtnetlink } from '../netlink/index.ts';
-import { cidrContains, maskToNetwork, parseAddressWithPrefix, type Cidr } from '../ipam/cidr.ts';
+import { cidrContains, maskToNetwork, parseAddressWithPrefix, type Cidr } from '../net/cidr.ts';
 import type { Logger } from '../log/logger.ts';
 
 export interface NodeBridge { index: number; name: string; mac: string }

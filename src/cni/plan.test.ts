@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parsePluginConfig } from './config.ts';
 import { parseSubnetEnv } from '../subnet/subnet-env.ts';
 import { planPodNetwork } from './plan.ts';
-import { formatCidr } from '../ipam/cidr.ts';
+import { formatCidr } from '../net/cidr.ts';
 
 const v4 = parseSubnetEnv('FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.85.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
 const dual = parseSubnetEnv('FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.85.1/24\nFLANNEL_IPV6_NETWORK=fd10::/48\nFLANNEL_IPV6_SUBNET=fd10:0:0:55::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');

@@ -1,7 +1,7 @@
 // What a pod on this node gets, derived from the plugin config and the node's subnet.env:
 // the address ranges, the bridge's gateway addresses, the pod's routes and MTU, and whether
 // the plugin itself must masquerade. Pure: no I/O, so it is unit-tested exhaustively.
-import { formatCidr, formatIp, type Cidr } from '../ipam/cidr.ts';
+import { formatCidr, formatIp, type Cidr } from '../net/cidr.ts';
 import { parseRangeSets, type RangeSet } from '../ipam/ranges.ts';
 import type { SubnetEnv } from '../subnet/subnet-env.ts';
 import type { PluginConfig, Route } from './config.ts';

@@ -24,11 +24,15 @@ export interface NativeAddon {
   writeInNetns(netnsPath: string, file: string, data: string): void;
 }
 
-/** Where the build puts the addon; WEFT_NATIVE overrides it (a shipped bundle sets this). */
+/**
+ * Where the addon is: WEFT_NATIVE if set, else beside this module when it runs bundled
+ * (build/weft.mjs sits next to build/weft_native.node), else in the checkout's build/.
+ */
 export function nativeAddonPath(): string {
   if (process.env.WEFT_NATIVE) return process.env.WEFT_NATIVE;
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  return join(root, 'build', 'weft_native.node');
+  const here = fileURLToPath(new URL('./weft_native.node', import.meta.url));
+  if (existsSync(here)) return here;
+  return join(fileURLToPath(new URL('../../', import.meta.url)), 'build', 'weft_native.node');
 }
 
 let loaded: NativeAddon | undefined;

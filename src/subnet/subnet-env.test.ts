@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatCidr, parseCidr } from '../ipam/cidr.ts';
+import { formatCidr, parseCidr } from '../net/cidr.ts';
 import { firstAddressOf, formatSubnetEnv, parseSubnetEnv, readSubnetEnv, writeSubnetEnv } from './subnet-env.ts';
 import { isWeftError } from '../errors.ts';
 

@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync, renameSync, mkdirSync, chmodSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { WeftError, errnoCode } from '../errors.ts';
-import { cidrContainsCidr, formatAddressWithPrefix, formatCidr, maskToNetwork, parseAddressWithPrefix, type AddressWithPrefix, type Cidr } from '../ipam/cidr.ts';
+import { cidrContainsCidr, formatAddressWithPrefix, formatCidr, maskToNetwork, parseAddressWithPrefix, type AddressWithPrefix, type Cidr } from '../net/cidr.ts';
 
 export interface SubnetEnv {
   /** FLANNEL_NETWORK (may list several, comma-separated). */

@@ -1,0 +1,246 @@
+// host-local IPAM semantics (research cni.md §2.2) over the shared on-disk store: one address
+// per range set, round-robin from the last reserved address, requested addresses honoured when
+// free. Deliberate differences from host-local, each safer and invisible to a correct caller:
+//   - the whole ADD (every range set, and any rollback) runs under one hold of the lock, so no
+//     other process sees half of a dual-stack allocation;
+//   - a failed ADD releases exactly the addresses it took, never older ones of the same owner;
+//   - (containerId, ifname) already holding an address in a range set fails even when an
+//     address is requested (host-local checks only unrequested allocations);
+//   - requested addresses are checked up front (range, gateway, one per range set) before
+//     anything is reserved.
+import { WeftError } from '../errors.ts';
+import {
+  type IpAddress, type IpFamily, addressOf, compareIp, formatIp, parseAddressWithPrefix, parseIp,
+} from '../net/cidr.ts';
+import { DEFAULT_DATA_DIR, DiskStore, type Owner, type StoredAddress } from './disk-store.ts';
+import {
+  type RangeSet, allocationOrder, formatRangeSet, rangeContains, rangeFor, rangeSetCapacity,
+} from './ranges.ts';
+
+/** A container's interface, the key of every allocation (CNI_CONTAINERID, CNI_IFNAME). */
+export interface Attachment {
+  containerId: string;
+  ifname: string;
+}
+
+export interface Allocation {
+  family: IpFamily;
+  /** "10.1.2.3" or "fd00::3" */
+  address: string;
+  /** The subnet's prefix length, for "10.1.2.3/24". */
+  prefix: number;
+  gateway: string;
+  rangeSetIndex: number;
+}
+
+export interface RangeSetUsage {
+  allocated: number;
+  /** Addresses the set can hand out (ranges minus gateways); above 2^53 this is approximate. */
+  capacity: number;
+}
+
+export interface HostLocalIpamOptions {
+  /** Defaults to /var/lib/cni/networks, host-local's default. */
+  dataDir?: string;
+  network: string;
+  /** Validated range sets, from parseRangeSets(). */
+  rangeSets: RangeSet[];
+  lockTimeoutMs?: number;
+}
+
+// CNI spec rules for CNI_CONTAINERID and CNI_IFNAME; they also keep the store's file format intact.
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const IFNAME_FORBIDDEN = /[\s/:]/;
+
+function checkAttachment(a: Attachment): void {
+  if (!CONTAINER_ID.test(a.containerId)) {
+    throw new WeftError('WEFT_INVALID_ENV', `container ID "${a.containerId}" must start with a letter or digit and contain only letters, digits, "_", "." and "-"`);
+  }
+  if (a.ifname === '' || a.ifname === '.' || a.ifname === '..' || a.ifname.length > 15 || IFNAME_FORBIDDEN.test(a.ifname)) {
+    throw new WeftError('WEFT_INVALID_ENV', `interface name "${a.ifname}" must be 1-15 characters, not "." or "..", without "/", ":" or whitespace`);
+  }
+}
+
+function ownedBy(owner: Owner | undefined, a: Attachment): boolean {
+  return owner !== undefined && owner.containerId === a.containerId && owner.ifname === a.ifname;
+}
+
+function ownedByLegacy(owner: Owner | undefined, a: Attachment): boolean {
+  return owner !== undefined && owner.containerId === a.containerId && owner.ifname === undefined;
+}
+
+function sortedAddresses(stored: { ip: IpAddress }[]): string[] {
+  return stored.map((s) => s.ip).sort(compareIp).map(formatIp);
+}
+
+export class HostLocalIpam {
+  readonly network: string;
+  readonly rangeSets: readonly RangeSet[];
+  readonly #store: DiskStore;
+
+  constructor(opts: HostLocalIpamOptions) {
+    // No range sets is allowed: DEL, CHECK and GC only need the store, and must work even
+    // when the node's subnet is unknown (subnet.env gone). Only allocate() needs ranges.
+    this.network = opts.network;
+    this.rangeSets = opts.rangeSets;
+    this.#store = new DiskStore(opts.dataDir ?? DEFAULT_DATA_DIR, opts.network, opts.lockTimeoutMs);
+  }
+
+  /** The store directory, <dataDir>/<network>. */
+  get storeDir(): string {
+    return this.#store.dir;
+  }
+
+  /**
+   * Allocates one address per range set for a new attachment (CNI ADD). `requested` holds
+   * addresses asked for via CNI_ARGS IP=, args.cni.ips or runtimeConfig.ips ("10.1.2.3" or
+   * "10.1.2.3/24"); each must fall in a different range set and is used for that set.
+   */
+  async allocate(req: Attachment & { requested?: readonly string[] }): Promise<Allocation[]> {
+    if (this.rangeSets.length === 0) throw new WeftError('WEFT_INVALID_CONFIG', `network ${this.network} has no IPAM range sets`);
+    checkAttachment(req);
+    const requestedBySet = this.#matchRequested(req.requested ?? []);
+    return this.#store.locked(async () => {
+      const stored = await this.#store.list();
+      this.#refuseDuplicate(stored, req);
+      const taken = new Set(stored.map((s) => formatIp(s.ip)));
+      const reserved: string[] = [];
+      try {
+        const allocations: Allocation[] = [];
+        for (const [index, set] of this.rangeSets.entries()) {
+          const requested = requestedBySet.get(index);
+          const ip = requested
+            ? await this.#reserveRequested(requested, set, index, req)
+            : await this.#reserveNext(set, index, req, stored, taken);
+          reserved.push(formatIp(ip));
+          const range = rangeFor(set, ip)!;
+          allocations.push({ family: ip.family, address: formatIp(ip), prefix: range.subnet.prefix, gateway: formatIp(range.gateway), rangeSetIndex: index });
+        }
+        return allocations;
+      } catch (e) {
+        // Best effort: a file we fail to remove still names its owner, so the DEL a runtime
+        // sends after a failed ADD (or gc) frees it. The original error is the one to report.
+        for (const file of reserved) await this.#store.remove(file).catch(() => undefined);
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * Frees every address of the attachment (CNI DEL). Idempotent: nothing to free returns [].
+   * IDs are not validated here, so a DEL can never fail on them.
+   */
+  async release(req: Attachment): Promise<string[]> {
+    return this.#store.locked(async () => {
+      const stored = await this.#store.list();
+      let mine = stored.filter((s) => ownedBy(s.owner, req));
+      // Like host-local: files holding only the container ID are freed when no current-format file matched.
+      if (mine.length === 0) mine = stored.filter((s) => ownedByLegacy(s.owner, req));
+      for (const s of mine) await this.#store.remove(s.file);
+      return sortedAddresses(mine);
+    });
+  }
+
+  /** The attachment's addresses (CNI CHECK), legacy container-ID-only files included. */
+  async lookup(req: Attachment): Promise<string[]> {
+    return this.#store.locked(async () => {
+      const stored = await this.#store.list();
+      return sortedAddresses(stored.filter((s) => ownedBy(s.owner, req) || ownedByLegacy(s.owner, req)));
+    });
+  }
+
+  /**
+   * Frees every address not held by one of the valid attachments (CNI 1.1 GC), in or outside the
+   * current ranges. Legacy files survive if their container ID is valid; files without an owner
+   * (left by a crash mid-reservation) are freed. Returns the freed addresses.
+   */
+  async gc(valid: readonly Attachment[]): Promise<string[]> {
+    const key = (containerId: string, ifname: string): string => JSON.stringify([containerId, ifname]);
+    const keys = new Set(valid.map((a) => key(a.containerId, a.ifname)));
+    const containers = new Set(valid.map((a) => a.containerId));
+    return this.#store.locked(async () => {
+      const stale = (await this.#store.list()).filter(({ owner }) => {
+        if (owner === undefined) return true;
+        if (owner.ifname === undefined) return !containers.has(owner.containerId);
+        return !keys.has(key(owner.containerId, owner.ifname));
+      });
+      for (const s of stale) await this.#store.remove(s.file);
+      return sortedAddresses(stale);
+    });
+  }
+
+  /** Allocated and total addresses per range set (CNI STATUS). Reads without the lock. */
+  async usage(): Promise<RangeSetUsage[]> {
+    const addresses = await this.#store.listAddresses();
+    return this.rangeSets.map((set) => ({
+      allocated: countInSet(set, addresses),
+      capacity: Number(rangeSetCapacity(set)),
+    }));
+  }
+
+  #matchRequested(requested: readonly string[]): Map<number, IpAddress> {
+    const bySet = new Map<number, IpAddress>();
+    for (const text of requested) {
+      const ip = parseRequested(text, this.network);
+      const index = this.rangeSets.findIndex((set) => rangeFor(set, ip) !== undefined);
+      if (index === -1) {
+        throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP address ${text} is not in any range of network ${this.network} (${this.rangeSets.map(formatRangeSet).join('; ')})`);
+      }
+      const range = rangeFor(this.rangeSets[index]!, ip)!;
+      if (text.includes('/') && parseAddressWithPrefix(text).prefix !== range.subnet.prefix) {
+        throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP address ${text} does not match the prefix length /${range.subnet.prefix} of its range in network ${this.network}`);
+      }
+      if (compareIp(ip, range.gateway) === 0) {
+        throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP address ${text} is the gateway of range ${formatRangeSet([range])} in network ${this.network}`);
+      }
+      const other = bySet.get(index);
+      // The same address from two sources (CNI_ARGS and runtimeConfig, say) is one request.
+      if (other && compareIp(other, ip) === 0) continue;
+      if (other) {
+        throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP addresses ${formatIp(other)} and ${text} are both in range set ${index} of network ${this.network}; only one address is allocated per range set`);
+      }
+      bySet.set(index, ip);
+    }
+    return bySet;
+  }
+
+  #refuseDuplicate(stored: StoredAddress[], req: Attachment): void {
+    for (const s of stored) {
+      if (!ownedBy(s.owner, req) && !ownedByLegacy(s.owner, req)) continue;
+      const index = this.rangeSets.findIndex((set) => rangeFor(set, s.ip) !== undefined);
+      if (index !== -1) {
+        throw new WeftError('WEFT_IPAM_CONFLICT', `${formatIp(s.ip)} in network ${this.network} is already allocated to container ${req.containerId} interface ${req.ifname}; duplicate allocation is not allowed`);
+      }
+    }
+  }
+
+  async #reserveRequested(ip: IpAddress, set: RangeSet, index: number, owner: Attachment): Promise<IpAddress> {
+    if (await this.#store.reserve(ip, owner, index)) return ip;
+    throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP address ${formatIp(ip)} is not available in range set ${formatRangeSet(set)} of network ${this.network}`);
+  }
+
+  async #reserveNext(set: RangeSet, index: number, owner: Attachment, stored: StoredAddress[], taken: Set<string>): Promise<IpAddress> {
+    // A full set would make the walk below visit every address of the set only to fail.
+    if (BigInt(countInSet(set, stored)) < rangeSetCapacity(set)) {
+      for (const { ip } of allocationOrder(set, await this.#store.lastReserved(index))) {
+        // The directory listing spares a syscall per taken address; O_EXCL still decides.
+        if (taken.has(formatIp(ip))) continue;
+        if (await this.#store.reserve(ip, owner, index)) return ip;
+      }
+    }
+    throw new WeftError('WEFT_IPAM_EXHAUSTED', `no IP addresses available in range set ${formatRangeSet(set)} of network ${this.network}`);
+  }
+}
+
+/** Stored addresses that the set could have handed out (inside a range, not its gateway). */
+function countInSet(set: RangeSet, addresses: readonly { ip: IpAddress }[]): number {
+  return addresses.filter(({ ip }) => set.some((r) => rangeContains(r, ip) && compareIp(ip, r.gateway) !== 0)).length;
+}
+
+function parseRequested(text: string, network: string): IpAddress {
+  try {
+    return text.includes('/') ? addressOf(parseAddressWithPrefix(text)) : parseIp(text);
+  } catch (e) {
+    throw new WeftError('WEFT_INVALID_CONFIG', `requested IP address for network ${network}: ${(e as Error).message}`, { cause: e });
+  }
+}
