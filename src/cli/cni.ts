@@ -3,11 +3,16 @@
 import type { Command } from 'commander';
 import { writeFileSync, rmSync } from 'node:fs';
 import { createLogger } from '../log/logger.ts';
-import { handleCni } from '../cni/plugin.ts';
-import { startCniServer, DEFAULT_CNI_SOCKET } from '../cni/server.ts';
-import { BridgeOperations } from '../cni/bridge-plugin.ts';
-import { iptablesPodMasquerade } from '../cni/pod-masq.ts';
 import { WeftError, errnoCode } from '../errors.ts';
+import { DEFAULT_CNI_SOCKET } from '../cni/socket-address.ts';
+
+// The plugin's modules load when a CNI command runs, not when any `weft` command starts.
+async function loadPlugin() {
+  const [{ handleCni }, { startCniServer }, { BridgeOperations }, { iptablesPodMasquerade }] = await Promise.all([
+    import('../cni/plugin.ts'), import('../cni/server.ts'), import('../cni/bridge-plugin.ts'), import('../cni/pod-masq.ts'),
+  ]);
+  return { handleCni, startCniServer, BridgeOperations, iptablesPodMasquerade };
+}
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) return '';
@@ -21,6 +26,7 @@ export function registerCni(program: Command): void {
     .command('cni')
     .description('run the CNI plugin in this process: reads CNI_* variables and the network config on stdin, as a container runtime calls it')
     .action(async () => {
+      const { handleCni, BridgeOperations, iptablesPodMasquerade } = await loadPlugin();
       const log = createLogger({ name: 'weft-cni', fd: 2, level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
       const env: Record<string, string> = {};
       for (const [k, v] of Object.entries(process.env)) if (k.startsWith('CNI_') && v !== undefined) env[k] = v;
@@ -41,6 +47,7 @@ export function registerCni(program: Command): void {
     .option('--socket <path>', 'unix socket to listen on; "@name" is an abstract socket of this network namespace', process.env.WEFT_CNI_SOCKET ?? DEFAULT_CNI_SOCKET)
     .option('--ready-file <path>', 'create this file once the server is listening, and remove it on exit')
     .action(async (opts: { socket: string; readyFile?: string }) => {
+      const { startCniServer, BridgeOperations, iptablesPodMasquerade } = await loadPlugin();
       const log = createLogger({ name: 'weft-cni-server' });
       const ops = new BridgeOperations({ log, masquerade: iptablesPodMasquerade() });
       let server;

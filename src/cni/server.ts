@@ -9,9 +9,8 @@ import { errnoCode } from '../errors.ts';
 import { handleCni, type CniOperations } from './plugin.ts';
 import { decodeRequest, encodeResponse, MAX_FIELD, type CniResponse } from './wire.ts';
 import { CniErrorCodes } from './spec.ts';
+import { DEFAULT_CNI_SOCKET } from './socket-address.ts';
 
-/** "@name" is an abstract socket: it belongs to this network namespace and leaves no file. */
-export const DEFAULT_CNI_SOCKET = '@weft-cni';
 
 export interface CniServerOptions {
   socket?: string;
