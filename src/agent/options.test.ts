@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_AGENT_OPTIONS, parseDuration, resolveAgentOptions } from './options.ts';
+import { isWeftError } from '../errors.ts';
+
+test("defaults are flanneld's", () => {
+  const o = resolveAgentOptions({}, {});
+  assert.deepEqual(o.etcdEndpoints, ['http://127.0.0.1:4001', 'http://127.0.0.1:2379']);
+  assert.equal(o.etcdPrefix, '/coreos.com/network');
+  assert.equal(o.subnetFile, '/run/flannel/subnet.env');
+  assert.equal(o.renewMarginSeconds, 3600);
+  assert.equal(o.leaseTtlSeconds, 86400);
+  assert.equal(o.healthzPort, 0);
+  assert.deepEqual(o, { ...DEFAULT_AGENT_OPTIONS, etcdEndpoints: o.etcdEndpoints });
+});
+
+test('flags win over FLANNELD_* and WEFT_* environment variables', () => {
+  const env = { FLANNELD_ETCD_PREFIX: '/env/prefix', WEFT_IP_MASQ: 'true', FLANNELD_IFACE: 'eth1,eth2', FLANNELD_ETCD_ENDPOINTS: 'http://10.0.0.1:2379' };
+  const o = resolveAgentOptions({ etcdPrefix: '/flag/prefix' }, env);
+  assert.equal(o.etcdPrefix, '/flag/prefix');
+  assert.equal(o.ipMasq, true);
+  assert.deepEqual(o.iface, ['eth1', 'eth2']);
+  assert.deepEqual(o.etcdEndpoints, ['http://10.0.0.1:2379']);
+});
+
+test('durations: bare renew margin is minutes as in flanneld; units allow seconds', () => {
+  assert.equal(resolveAgentOptions({ renewMarginSeconds: '30' }, {}).renewMarginSeconds, 1800);
+  const short = resolveAgentOptions({ renewMarginSeconds: '2s', leaseTtlSeconds: '6s' }, {});
+  assert.equal(short.renewMarginSeconds, 2);
+  assert.equal(short.leaseTtlSeconds, 6);
+  assert.equal(parseDuration('x', '1.5h', 1), 5400);
+  assert.equal(parseDuration('x', '250ms', 1), 0.25);
+});
+
+test('bad values name the flag and the value', () => {
+  const cases: [Parameters<typeof resolveAgentOptions>[0], RegExp][] = [
+    [{ renewMarginSeconds: '1440' }, /--subnet-lease-renew-margin="1440": minutes must be between 1 and 1439/],
+    [{ renewMarginSeconds: 'soon' }, /--subnet-lease-renew-margin="soon": expected a number/],
+    [{ renewMarginSeconds: '10s', leaseTtlSeconds: '5s' }, /must be shorter than --subnet-lease-ttl/],
+    [{ etcdEndpoints: 'localhost:2379' }, /--etcd-endpoints="localhost:2379": expected http\(s\):\/\/host:port/],
+    [{ etcdApi: 'v4' }, /--etcd-api="v4"/],
+    [{ healthzPort: '70000' }, /--healthz-port="70000"/],
+    [{ ipMasq: 'maybe' }, /--ip-masq="maybe": expected true or false/],
+    [{ etcdKeyfile: '/k.pem' }, /--etcd-keyfile and --etcd-certfile go together/],
+    [{ ifaceRegex: ['eth[0-'] }, /--iface-regex="eth\[0-"/],
+  ];
+  for (const [flags, pattern] of cases) {
+    assert.throws(() => resolveAgentOptions(flags, {}), (e) => isWeftError(e, 'WEFT_INVALID_CONFIG') && pattern.test(e.message), JSON.stringify(flags));
+  }
+});

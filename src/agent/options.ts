@@ -1,0 +1,194 @@
+// The agent's options: flanneld's flag names wherever the concept is the same, so a
+// kube-flannel or systemd flanneld command line translates 1:1. Every flag also has an
+// environment form: FLANNELD_<UPPER_SNAKE> (flanneld's) or WEFT_<UPPER_SNAKE>; a flag on the
+// command line wins over the environment, which wins over the default.
+import { WeftError } from '../errors.ts';
+
+export type EtcdApi = 'v2' | 'v3' | 'auto';
+
+export interface AgentOptions {
+  etcdEndpoints: string[];
+  etcdPrefix: string;
+  etcdKeyfile: string | undefined;
+  etcdCertfile: string | undefined;
+  etcdCafile: string | undefined;
+  etcdUsername: string | undefined;
+  etcdPassword: string | undefined;
+  etcdApi: EtcdApi;
+  iface: string[];
+  ifaceRegex: string[];
+  publicIp: string | undefined;
+  ipMasq: boolean;
+  subnetFile: string;
+  /** Seconds before expiry at which the lease is renewed. */
+  renewMarginSeconds: number;
+  /** weft: the lease TTL in seconds (flanneld hard-codes 24 h). */
+  leaseTtlSeconds: number;
+  healthzIp: string;
+  /** 0 disables the health endpoint, as in flanneld. */
+  healthzPort: number;
+  /** Seconds between checks of the firewall rules (flanneld's --iptables-resync). */
+  iptablesResyncSeconds: number;
+  iptablesForwardRules: boolean;
+  /** weft: seconds between full reconciles of the data plane with the kernel. */
+  reconcileSeconds: number;
+  /** weft: the status socket (root only). */
+  statusSocket: string;
+  /** weft: where the CNI server listens; "" disables it. */
+  cniSocket: string;
+}
+
+export const DEFAULT_AGENT_OPTIONS: Readonly<AgentOptions> = Object.freeze({
+  etcdEndpoints: ['http://127.0.0.1:4001', 'http://127.0.0.1:2379'],
+  etcdPrefix: '/coreos.com/network',
+  etcdKeyfile: undefined,
+  etcdCertfile: undefined,
+  etcdCafile: undefined,
+  etcdUsername: undefined,
+  etcdPassword: undefined,
+  etcdApi: 'auto',
+  iface: [],
+  ifaceRegex: [],
+  publicIp: undefined,
+  ipMasq: false,
+  subnetFile: '/run/flannel/subnet.env',
+  renewMarginSeconds: 60 * 60,
+  leaseTtlSeconds: 24 * 60 * 60,
+  healthzIp: '0.0.0.0',
+  healthzPort: 0,
+  iptablesResyncSeconds: 5,
+  iptablesForwardRules: true,
+  reconcileSeconds: 10,
+  statusSocket: '/run/weft/agent.sock',
+  cniSocket: '@weft-cni',
+});
+
+/** flanneld's flag name for each option (weft-only options have weft names). */
+export const FLAG_NAMES: Record<keyof AgentOptions, string> = {
+  etcdEndpoints: 'etcd-endpoints',
+  etcdPrefix: 'etcd-prefix',
+  etcdKeyfile: 'etcd-keyfile',
+  etcdCertfile: 'etcd-certfile',
+  etcdCafile: 'etcd-cafile',
+  etcdUsername: 'etcd-username',
+  etcdPassword: 'etcd-password',
+  etcdApi: 'etcd-api',
+  iface: 'iface',
+  ifaceRegex: 'iface-regex',
+  publicIp: 'public-ip',
+  ipMasq: 'ip-masq',
+  subnetFile: 'subnet-file',
+  renewMarginSeconds: 'subnet-lease-renew-margin',
+  leaseTtlSeconds: 'subnet-lease-ttl',
+  healthzIp: 'healthz-ip',
+  healthzPort: 'healthz-port',
+  iptablesResyncSeconds: 'iptables-resync',
+  iptablesForwardRules: 'iptables-forward-rules',
+  reconcileSeconds: 'reconcile-interval',
+  statusSocket: 'status-socket',
+  cniSocket: 'cni-socket',
+};
+
+export function envNames(flag: string): string[] {
+  const snake = flag.toUpperCase().replaceAll('-', '_');
+  return [`FLANNELD_${snake}`, `WEFT_${snake}`];
+}
+
+const bad = (flag: string, value: string, why: string): WeftError =>
+  new WeftError('WEFT_INVALID_CONFIG', `--${flag}=${JSON.stringify(value)}: ${why}`);
+
+/**
+ * A duration in seconds. flanneld's --subnet-lease-renew-margin is a bare number of
+ * minutes; weft also accepts units ("90s", "5m", "24h") so tests can use seconds.
+ */
+export function parseDuration(flag: string, value: string, bareUnitSeconds: number): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw bad(flag, value, 'expected a number, optionally with a unit: ms, s, m or h (e.g. 30s)');
+  const n = Number(m[1]);
+  const unit = m[2] === undefined ? bareUnitSeconds : { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return n * unit;
+}
+
+function parseBool(flag: string, value: string): boolean {
+  if (['true', '1', 'yes'].includes(value.toLowerCase())) return true;
+  if (['false', '0', 'no'].includes(value.toLowerCase())) return false;
+  throw bad(flag, value, 'expected true or false');
+}
+
+function parsePort(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) throw bad(flag, value, 'expected a port number 0-65535');
+  return n;
+}
+
+/** Raw values as strings (repeatable flags as lists), from flags and the environment. */
+export type RawOptions = Partial<Record<keyof AgentOptions, string | string[] | boolean>>;
+
+export function resolveAgentOptions(flags: RawOptions, env: Record<string, string | undefined> = process.env): AgentOptions {
+  const out: AgentOptions = { ...DEFAULT_AGENT_OPTIONS, etcdEndpoints: [...DEFAULT_AGENT_OPTIONS.etcdEndpoints] };
+  for (const key of Object.keys(FLAG_NAMES) as (keyof AgentOptions)[]) {
+    const flag = FLAG_NAMES[key];
+    let raw = flags[key];
+    if (raw === undefined) {
+      const fromEnv = envNames(flag).map((n) => env[n]).find((v) => v !== undefined && v !== '');
+      if (fromEnv !== undefined) raw = fromEnv;
+    }
+    if (raw === undefined) continue;
+    const text = Array.isArray(raw) ? raw.join(',') : String(raw);
+    const list = (): string[] => (Array.isArray(raw) ? raw : text.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+    switch (key) {
+      case 'etcdEndpoints': {
+        const endpoints = list();
+        for (const e of endpoints) if (!/^https?:\/\/[^/]+$/.test(e.replace(/\/$/, ''))) throw bad(flag, e, 'expected http(s)://host:port');
+        if (endpoints.length === 0) throw bad(flag, text, 'needs at least one endpoint');
+        out.etcdEndpoints = endpoints;
+        break;
+      }
+      case 'etcdApi':
+        if (text !== 'v2' && text !== 'v3' && text !== 'auto') throw bad(flag, text, 'expected v2, v3 or auto');
+        out.etcdApi = text;
+        break;
+      case 'iface':
+      case 'ifaceRegex':
+        out[key] = list();
+        break;
+      case 'ipMasq':
+      case 'iptablesForwardRules':
+        out[key] = typeof raw === 'boolean' ? raw : parseBool(flag, text);
+        break;
+      case 'healthzPort':
+        out.healthzPort = parsePort(flag, text);
+        break;
+      case 'renewMarginSeconds': {
+        const seconds = parseDuration(flag, text, 60);
+        if (/^\d+$/.test(text) && (Number(text) < 1 || Number(text) > 1439)) throw bad(flag, text, 'minutes must be between 1 and 1439, as in flanneld');
+        out.renewMarginSeconds = seconds;
+        break;
+      }
+      case 'leaseTtlSeconds':
+      case 'iptablesResyncSeconds':
+      case 'reconcileSeconds': {
+        const seconds = parseDuration(flag, text, 1);
+        if (!(seconds > 0)) throw bad(flag, text, 'must be greater than zero');
+        out[key] = seconds;
+        break;
+      }
+      default:
+        (out as unknown as Record<string, string>)[key] = text;
+    }
+  }
+  if (out.renewMarginSeconds >= out.leaseTtlSeconds) {
+    throw new WeftError('WEFT_INVALID_CONFIG', `--subnet-lease-renew-margin (${out.renewMarginSeconds}s) must be shorter than --subnet-lease-ttl (${out.leaseTtlSeconds}s)`);
+  }
+  if ((out.etcdKeyfile === undefined) !== (out.etcdCertfile === undefined)) {
+    throw new WeftError('WEFT_INVALID_CONFIG', '--etcd-keyfile and --etcd-certfile go together: TLS client authentication needs both');
+  }
+  for (const re of out.ifaceRegex) {
+    try {
+      new RegExp(re);
+    } catch (e) {
+      throw bad('iface-regex', re, (e as Error).message);
+    }
+  }
+  return out;
+}
