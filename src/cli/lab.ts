@@ -1,0 +1,118 @@
+// `weft lab …`: a Kubernetes-like cluster on one machine, built from network namespaces.
+// This file only parses flags and prints; the work is in src/lab.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createLogger, type Logger } from '../log/logger.ts';
+import { CNI_KINDS, type CniKind } from '../lab/cni-config.ts';
+import { DEFAULT_LAB_NAME } from '../lab/names.ts';
+import { DEFAULT_KINDS, PROBE_KINDS, isProbeKind, type ProbeKind } from '../lab/probe-kinds.ts';
+
+// The lab's modules load only when a lab command runs, so other commands (notably the CNI
+// plugin's calls into `weft`) do not pay for parsing them at startup.
+const loadLab = (): Promise<typeof import('../lab/index.ts')> => import('../lab/index.ts');
+
+function wholeNumber(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number.');
+  return Number(value);
+}
+
+function probeKinds(value: string): ProbeKind[] {
+  if (value === 'all') return [...PROBE_KINDS];
+  return value.split(',').map((k) => {
+    if (!isProbeKind(k)) throw new InvalidArgumentError(`expected "all" or a comma-separated list of: ${PROBE_KINDS.join(', ')}.`);
+    return k;
+  });
+}
+
+const nameOption = (): Option => new Option('--name <name>', 'lab name (lower-case letters and digits)').default(DEFAULT_LAB_NAME);
+
+function logger(verbose: boolean | undefined): Logger {
+  return createLogger({ name: 'weft-lab', fd: 2, level: verbose === true ? 'debug' : 'warn' });
+}
+
+const printJson = (value: unknown): void => void process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+
+export function registerLab(program: Command): void {
+  const lab = program
+    .command('lab')
+    .description('a cluster on one machine: zones, a router, nodes and pods as network namespaces weft-<name>-*')
+    .showHelpAfterError();
+
+  lab
+    .command('up')
+    .description('create a lab: underlay, nodes (each with its own subnet.env and CNI config) and pods attached by CNI ADD')
+    .addOption(nameOption())
+    .option('--nodes <n>', 'number of nodes (alternating zones a and b)', wholeNumber, 2)
+    .option('--pods-per-node <k>', 'pods to attach on each node', wholeNumber, 2)
+    .addOption(new Option('--cni <plugin>', 'CNI plugin: weft (build/weft-cni) or bridge (/usr/lib/cni/bridge + host-local)').choices(CNI_KINDS).default('weft'))
+    .option('--no-daemon', 'weft only: do not start a `weft cni-server` per node (the plugin then works standalone)')
+    .option('--json', 'print the resulting status as JSON')
+    .option('--verbose', 'structured debug logs on stderr')
+    .action(async (o: { name: string; nodes: number; podsPerNode: number; cni: CniKind; daemon: boolean; json?: boolean; verbose?: boolean }) => {
+      const { labUp, labStatus, renderStatus } = await loadLab();
+      await labUp({
+        name: o.name,
+        nodes: o.nodes,
+        podsPerNode: o.podsPerNode,
+        cni: o.cni,
+        ...(o.daemon ? {} : { daemons: false }),
+        logger: logger(o.verbose),
+        onProgress: (line) => process.stderr.write(`${line}\n`),
+      });
+      const status = await labStatus(o.name);
+      if (o.json === true) printJson(status);
+      else process.stdout.write(renderStatus(status));
+    });
+
+  lab
+    .command('check')
+    .description('ping between pods, nodes and gateways inside the lab; exits 1 when any probe fails')
+    .addOption(nameOption())
+    .option('--kinds <kinds>', `probe kinds, comma-separated, or "all" (default: ${DEFAULT_KINDS.join(',')}); all kinds: ${PROBE_KINDS.join(', ')}`, probeKinds)
+    .option('--json', 'print {"probes":[{from,to,kind,ok,rtt_ms}],"passed":N,"failed":M}')
+    .action(async (o: { name: string; kinds?: ProbeKind[]; json?: boolean }) => {
+      const { labCheck, renderCheckMatrix } = await loadLab();
+      const report = await labCheck(o.name, o.kinds === undefined ? {} : { kinds: o.kinds });
+      if (o.json === true) printJson(report);
+      else process.stdout.write(renderCheckMatrix(report));
+      if (report.failed > 0) process.exitCode = 1;
+    });
+
+  lab
+    .command('exec')
+    .description('run a command inside a lab member: n1, n1-p2, router, outside, az-a, az-b')
+    .usage('[--name <name>] <member> -- <command...>')
+    .addOption(nameOption())
+    .argument('<member>', 'n<i>, n<i>-p<k>, router, outside or az-<zone>')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .action(async (member: string, command: string[], o: { name: string }) => {
+      const { labExec } = await loadLab();
+      process.exit(await labExec(o.name, member, command));
+    });
+
+  lab
+    .command('down')
+    .description("remove a lab: CNI DEL for its pods, stop its processes, delete its namespaces and state; works after a crashed `up`")
+    .addOption(nameOption())
+    .option('--json', 'print what was removed as JSON')
+    .option('--verbose', 'structured debug logs on stderr')
+    .action(async (o: { name: string; json?: boolean; verbose?: boolean }) => {
+      const { labDown } = await loadLab();
+      const report = await labDown(o.name, { logger: logger(o.verbose), onProgress: (line) => process.stderr.write(`${line}\n`) });
+      if (o.json === true) return printJson(report);
+      if (!report.existed) return void process.stdout.write(`no lab named ${o.name}; nothing to remove\n`);
+      const delNote = report.delFailures.length === 0 ? '' : ` (CNI DEL failed for ${report.delFailures.map((f) => f.pod).join(', ')}; removed anyway)`;
+      process.stdout.write(`lab ${o.name} removed: ${report.removedNamespaces.length} namespaces, ${report.stoppedPids.length} processes, ${report.deleted.length} pods deleted via CNI${delNote}\n`);
+    });
+
+  lab
+    .command('status')
+    .description('list the lab\'s zones, router, nodes and pods with their addresses')
+    .addOption(nameOption())
+    .option('--json', 'print as JSON')
+    .action(async (o: { name: string; json?: boolean }) => {
+      const { labStatus, renderStatus } = await loadLab();
+      const status = await labStatus(o.name);
+      if (o.json === true) printJson(status);
+      else process.stdout.write(renderStatus(status));
+    });
+}

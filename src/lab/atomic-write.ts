@@ -1,0 +1,17 @@
+// Write-then-rename, so a reader (or a crash) never sees half a file: the rule for
+// flannel's subnet.env (flannel.md §2) and for the lab's own state file.
+import { randomBytes } from 'node:crypto';
+import { chmod, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, basename } from 'node:path';
+
+export async function writeFileAtomic(path: string, data: string, mode = 0o644): Promise<void> {
+  const tmp = `${dirname(path)}/.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, data, { mode });
+    await chmod(tmp, mode); // writeFile's mode is filtered by the umask; flannel's file is 0644 regardless
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,64 @@
+// What the lab writes for each node: flannel's subnet.env and the node's CNI conflist, and
+// the per-plugin stdin a runtime derives from that conflist (cni.md §1.5).
+import type { NodePlan } from './topology.ts';
+import { CLUSTER_NETWORK, POD_MTU } from './topology.ts';
+import type { NodeFiles } from './paths.ts';
+
+export type CniKind = 'weft' | 'bridge';
+export const CNI_KINDS: readonly CniKind[] = ['weft', 'bridge'];
+
+export const CNI_VERSION = '1.0.0';
+export const NETWORK_NAME = 'weft';
+export const POD_IFNAME = 'eth0';
+export const POD_BRIDGE = 'cni0';
+
+/** flannel's subnet.env, byte for byte as flanneld writes it (flannel.md §2): FLANNEL_SUBNET is the .1 address. */
+export function formatSubnetEnv(node: NodePlan): string {
+  const prefix = node.podSubnet.split('/')[1];
+  return (
+    `FLANNEL_NETWORK=${CLUSTER_NETWORK}\n` +
+    `FLANNEL_SUBNET=${node.podGateway}/${prefix}\n` +
+    `FLANNEL_MTU=${POD_MTU}\n` +
+    `FLANNEL_IPMASQ=true\n`
+  );
+}
+
+export interface Conflist {
+  cniVersion: string;
+  name: string;
+  plugins: Record<string, unknown>[];
+}
+
+export function calcConflist(kind: CniKind, node: NodePlan, files: NodeFiles): Conflist {
+  const plugin: Record<string, unknown> =
+    kind === 'weft'
+      ? { type: 'weft', subnetFile: files.subnetEnv, dataDir: files.cniDataDir, bridge: POD_BRIDGE, hairpinMode: true }
+      : {
+          type: 'bridge',
+          bridge: POD_BRIDGE,
+          isGateway: true,
+          isDefaultGateway: true,
+          hairpinMode: true,
+          mtu: POD_MTU,
+          ipam: {
+            type: 'host-local',
+            ranges: [[{ subnet: node.podSubnet }]],
+            dataDir: files.cniDataDir,
+            routes: [{ dst: CLUSTER_NETWORK }],
+          },
+        };
+  return { cniVersion: CNI_VERSION, name: NETWORK_NAME, plugins: [plugin] };
+}
+
+/**
+ * The stdin for one plugin of a list, as libcni builds it: the plugin's own object plus the
+ * list's cniVersion and name, and on DEL the cached ADD result as prevResult (libcni does
+ * that for versions >= 0.4.0). No capabilities are declared, so no runtimeConfig.
+ */
+export function pluginRequestConfig(list: Conflist, index = 0, prevResult?: unknown): Record<string, unknown> {
+  const plugin = list.plugins[index];
+  if (plugin === undefined) throw new RangeError(`conflist ${list.name} has no plugin ${index}`);
+  const config: Record<string, unknown> = { ...plugin, cniVersion: list.cniVersion, name: list.name };
+  if (prevResult !== undefined) config.prevResult = prevResult;
+  return config;
+}

@@ -1,0 +1,31 @@
+// `weft lab exec <member> -- cmd…`: a command inside one of the lab's namespaces.
+import { WeftError } from '../errors.ts';
+import { compareMemberNames, memberName, memberNs, parseLabNs, parseMemberName, validateLabName } from './names.ts';
+import { execInNetnsInteractive, listNetns } from './netns.ts';
+import { LAB_STATE_ROOT } from './paths.ts';
+import { listLabs } from './status.ts';
+
+/** The namespace of member `target` (n1, n1-p2, router, outside, az-a) of lab `name`, which must exist. */
+export async function resolveMemberNs(name: string, target: string, stateRoot: string = LAB_STATE_ROOT): Promise<string> {
+  validateLabName(name);
+  const member = parseMemberName(target);
+  const namespaces = await listNetns();
+  const members = namespaces.flatMap((ns) => {
+    const m = parseLabNs(name, ns);
+    return m === undefined ? [] : [memberName(m)];
+  }).sort(compareMemberNames);
+  if (members.length === 0) {
+    const labs = await listLabs(stateRoot);
+    throw new WeftError('WEFT_LAB', `no lab named ${name} is running (${labs.length === 0 ? 'there are no labs' : `existing labs: ${labs.join(', ')}`}); start one with \`weft lab up --name ${name}\``);
+  }
+  if (member === undefined || !members.includes(memberName(member))) {
+    throw new WeftError('WEFT_LAB', `lab ${name} has no member ${JSON.stringify(target)}; it has: ${members.join(', ')}`);
+  }
+  return memberNs(name, member);
+}
+
+/** Runs argv in the member's namespace with our stdio; resolves to its exit code. */
+export async function labExec(name: string, target: string, argv: readonly string[], stateRoot?: string): Promise<number> {
+  if (argv.length === 0) throw new WeftError('WEFT_LAB', 'no command given; usage: weft lab exec <member> -- <command…>');
+  return execInNetnsInteractive(await resolveMemberNs(name, target, stateRoot), argv);
+}

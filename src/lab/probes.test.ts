@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CROSS_NODE_KINDS, DEFAULT_KINDS, PROBE_KINDS, SAME_NODE_KINDS, isProbeKind, planProbes, probeView, type ProbeKind } from './probes.ts';
+import type { LabState, PodState } from './state.ts';
+import { calcTopology } from './topology.ts';
+
+function labState(nodes: number, podsPerNode: number, attached: (pod: string) => boolean = () => true): LabState {
+  const topology = calcTopology({ name: 'x', nodes, podsPerNode, labDir: '/l' });
+  const pods: Record<string, PodState> = {};
+  for (const n of topology.nodes) {
+    for (const p of n.pods) {
+      if (attached(p.name)) pods[p.name] = { containerId: p.containerId, addresses: [`10.16.${n.index}.${p.index + 1}/24`], result: {} };
+    }
+  }
+  return { version: 1, name: 'x', createdAt: '', phase: 'ready', upPid: 1, cni: 'bridge', plugin: '', daemons: false, topology, namespaces: [], daemonPids: {}, pods };
+}
+
+const count = (kind: ProbeKind, s: LabState): number => planProbes(probeView(s), [kind]).length;
+
+test('the default probes are the same-node kinds; every kind is either same-node or cross-node', () => {
+  assert.deepEqual(DEFAULT_KINDS, SAME_NODE_KINDS);
+  assert.deepEqual([...SAME_NODE_KINDS, ...CROSS_NODE_KINDS].sort(), [...PROBE_KINDS].sort());
+  assert.ok(isProbeKind('pod-outside'));
+  assert.ok(!isProbeKind('pod-moon'));
+});
+
+test('2 nodes x 3 pods: 12 pod pairs, 6 of each pod/node kind, 30 in all by default', () => {
+  const s = labState(2, 3);
+  assert.equal(count('pod-pod-same-node', s), 12);
+  assert.equal(count('pod-gateway', s), 6);
+  assert.equal(count('pod-node', s), 6);
+  assert.equal(count('node-pod', s), 6);
+  assert.equal(planProbes(probeView(s)).length, 30);
+});
+
+test('probes name their source and target and aim at the right addresses', () => {
+  const probes = planProbes(probeView(labState(2, 2)));
+  assert.deepEqual(probes.find((p) => p.kind === 'pod-pod-same-node'), { kind: 'pod-pod-same-node', from: 'n1-p1', fromNs: 'weft-x-n1-p1', to: 'n1-p2', address: '10.16.1.3' });
+  assert.deepEqual(probes.find((p) => p.kind === 'pod-gateway' && p.from === 'n2-p1'), { kind: 'pod-gateway', from: 'n2-p1', fromNs: 'weft-x-n2-p1', to: 'n2:cni0', address: '10.16.2.1' });
+  assert.deepEqual(probes.find((p) => p.kind === 'pod-node' && p.from === 'n2-p1'), { kind: 'pod-node', from: 'n2-p1', fromNs: 'weft-x-n2-p1', to: 'n2', address: '172.31.2.12' });
+  assert.deepEqual(probes.find((p) => p.kind === 'node-pod'), { kind: 'node-pod', from: 'n1', fromNs: 'weft-x-n1', to: 'n1-p1', address: '10.16.1.2' });
+  assert.ok(probes.every((p) => p.from.split('-')[0] === p.to.split(/[-:]/)[0]), 'same-node kinds stay on one node');
+});
+
+test('cross-node kinds pair nodes by zone (n1, n3 in zone a; n2 in zone b)', () => {
+  const s = labState(3, 2);
+  assert.equal(count('pod-pod-same-zone', s), 2 * (2 * 2)); // n1<->n3, 2x2 pods each way
+  assert.equal(count('pod-pod-other-zone', s), 2 * 2 * (2 * 2)); // n1<->n2, n3<->n2
+  assert.equal(count('pod-remote-node', s), 6 * 2);
+  assert.equal(count('node-remote-pod', s), 3 * 4);
+  const outside = planProbes(probeView(s), ['pod-outside']);
+  assert.equal(outside.length, 6);
+  assert.ok(outside.every((p) => p.to === 'outside' && p.address === '203.0.113.2'));
+});
+
+test('pods without an address (ADD not done) are not probed', () => {
+  const s = labState(1, 3, (p) => p !== 'n1-p2');
+  assert.equal(count('pod-pod-same-node', s), 2);
+  assert.ok(planProbes(probeView(s)).every((p) => p.from !== 'n1-p2' && p.to !== 'n1-p2'));
+});

@@ -1,0 +1,78 @@
+// Which connectivity probes `lab check` runs. Each kind has a planner that lists its probes
+// from a view of the lab; kinds are a registry, so the cross-node kinds (which need the
+// agents of a later issue to pass) are already defined and merely not in the default set.
+import { firstIPv4 } from './cni-exec.ts';
+import { DEFAULT_KINDS, type ProbeKind } from './probe-kinds.ts';
+import type { LabState } from './state.ts';
+
+export { PROBE_KINDS, SAME_NODE_KINDS, CROSS_NODE_KINDS, DEFAULT_KINDS, isProbeKind, type ProbeKind } from './probe-kinds.ts';
+
+export interface Probe {
+  kind: ProbeKind;
+  /** Short member names, as `lab exec` takes them; a node's bridge address is `<node>:cni0`. */
+  from: string;
+  to: string;
+  /** The namespace the probe runs in. */
+  fromNs: string;
+  address: string;
+}
+
+/** The lab as probes see it: nodes and the pods that have an address. */
+export interface ProbeView {
+  nodes: { name: string; ns: string; zone: string; address: string; gateway: string; pods: { name: string; ns: string; address: string }[] }[];
+  outsideAddress: string;
+}
+
+export function probeView(state: LabState): ProbeView {
+  return {
+    outsideAddress: state.topology.outside.address,
+    nodes: state.topology.nodes.map((n) => ({
+      name: n.name,
+      ns: n.ns,
+      zone: n.zone,
+      address: n.address,
+      gateway: n.podGateway,
+      pods: n.pods.flatMap((p) => {
+        const address = firstIPv4(state.pods[p.name]?.addresses ?? []);
+        return address === undefined ? [] : [{ name: p.name, ns: p.ns, address }];
+      }),
+    })),
+  };
+}
+
+type Node = ProbeView['nodes'][number];
+type Planner = (v: ProbeView) => Probe[];
+
+const pairs = (v: ProbeView, keep: (a: Node, b: Node) => boolean): [Node, Node][] =>
+  v.nodes.flatMap((a) => v.nodes.filter((b) => keep(a, b)).map((b): [Node, Node] => [a, b]));
+
+const podToPods = (kind: ProbeKind, keep: (a: Node, b: Node) => boolean): Planner => (v) =>
+  pairs(v, keep).flatMap(([a, b]) =>
+    a.pods.flatMap((p) => b.pods.filter((q) => q !== p).map((q) => ({ kind, from: p.name, fromNs: p.ns, to: q.name, address: q.address }))),
+  );
+
+export const PLANNERS: Record<ProbeKind, Planner> = {
+  'pod-pod-same-node': podToPods('pod-pod-same-node', (a, b) => a === b),
+  'pod-gateway': (v) =>
+    v.nodes.flatMap((n) => n.pods.map((p) => ({ kind: 'pod-gateway' as const, from: p.name, fromNs: p.ns, to: `${n.name}:cni0`, address: n.gateway }))),
+  'pod-node': (v) =>
+    v.nodes.flatMap((n) => n.pods.map((p) => ({ kind: 'pod-node' as const, from: p.name, fromNs: p.ns, to: n.name, address: n.address }))),
+  'node-pod': (v) =>
+    v.nodes.flatMap((n) => n.pods.map((p) => ({ kind: 'node-pod' as const, from: n.name, fromNs: n.ns, to: p.name, address: p.address }))),
+  'pod-pod-same-zone': podToPods('pod-pod-same-zone', (a, b) => a !== b && a.zone === b.zone),
+  'pod-pod-other-zone': podToPods('pod-pod-other-zone', (a, b) => a.zone !== b.zone),
+  'pod-remote-node': (v) =>
+    pairs(v, (a, b) => a !== b).flatMap(([a, b]) =>
+      a.pods.map((p) => ({ kind: 'pod-remote-node' as const, from: p.name, fromNs: p.ns, to: b.name, address: b.address })),
+    ),
+  'node-remote-pod': (v) =>
+    pairs(v, (a, b) => a !== b).flatMap(([a, b]) =>
+      b.pods.map((q) => ({ kind: 'node-remote-pod' as const, from: a.name, fromNs: a.ns, to: q.name, address: q.address })),
+    ),
+  'pod-outside': (v) =>
+    v.nodes.flatMap((n) => n.pods.map((p) => ({ kind: 'pod-outside' as const, from: p.name, fromNs: p.ns, to: 'outside', address: v.outsideAddress }))),
+};
+
+export function planProbes(view: ProbeView, kinds: readonly ProbeKind[] = DEFAULT_KINDS): Probe[] {
+  return kinds.flatMap((k) => PLANNERS[k](view));
+}

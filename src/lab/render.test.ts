@@ -1,0 +1,26 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderCheckMatrix } from './render.ts';
+
+test('the matrix has a row per source, a column per target, ✓ with rtt, ✗, · and a summary', () => {
+  const text = renderCheckMatrix({
+    probes: [
+      { from: 'n1-p1', to: 'n1-p2', kind: 'pod-pod-same-node', ok: true, rtt_ms: 0.062 },
+      { from: 'n1-p2', to: 'n1-p1', kind: 'pod-pod-same-node', ok: false, rtt_ms: null },
+      { from: 'n1', to: 'n1-p1', kind: 'node-pod', ok: true, rtt_ms: 12.34 },
+    ],
+    passed: 2,
+    failed: 1,
+  });
+  const lines = text.trimEnd().split('\n');
+  assert.match(lines[0] ?? '', /^from \\ to\s+n1-p1\s+n1-p2$/);
+  assert.match(lines[1] ?? '', /^n1\s+✓12\.3\s+·$/);
+  assert.match(lines[2] ?? '', /^n1-p1\s+·\s+✓0\.06$/);
+  assert.match(lines[3] ?? '', /^n1-p2\s+✗\s+·$/);
+  assert.ok(lines.includes('✗ n1-p2 → n1-p1 (pod-pod-same-node)'));
+  assert.equal(lines.at(-1), '3 probes: 2 passed, 1 failed (rtt in ms)');
+});
+
+test('a lab without pods says so', () => {
+  assert.match(renderCheckMatrix({ probes: [], passed: 0, failed: 0 }), /^no probes/);
+});

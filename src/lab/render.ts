@@ -1,0 +1,43 @@
+// Human-readable forms of `lab check` and `lab status` (the --json forms are the objects).
+import type { CheckReport } from './check.ts';
+import { compareMemberNames } from './names.ts';
+import type { LabStatus } from './status.ts';
+
+function formatRtt(ms: number): string {
+  return ms < 10 ? ms.toFixed(2) : ms.toFixed(1);
+}
+
+function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
+  return rows.map((row) => row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+}
+
+/** Rows: probe sources; columns: targets; each cell ✓ with the rtt in ms, ✗, or · when not probed. */
+export function renderCheckMatrix(report: CheckReport): string {
+  const froms = [...new Set(report.probes.map((p) => p.from))].sort(compareMemberNames);
+  const tos = [...new Set(report.probes.map((p) => p.to))].sort(compareMemberNames);
+  const cell = new Map(report.probes.map((p) => [`${p.from}\0${p.to}`, p.ok ? `✓${p.rtt_ms === null ? '' : formatRtt(p.rtt_ms)}` : '✗']));
+  const rows = [['from \\ to', ...tos], ...froms.map((f) => [f, ...tos.map((t) => cell.get(`${f}\0${t}`) ?? '·')])];
+  const failures = report.probes.filter((p) => !p.ok).map((p) => `✗ ${p.from} → ${p.to} (${p.kind})`);
+  const summary = `${report.probes.length} probes: ${report.passed} passed, ${report.failed} failed (rtt in ms)`;
+  return [report.probes.length === 0 ? 'no probes (the lab has no pods)' : table(rows), ...failures, summary].join('\n') + '\n';
+}
+
+export function renderStatus(s: LabStatus): string {
+  const lines = [
+    `lab ${s.name}: ${s.phase}${s.interrupted ? ' (interrupted: its `lab up` is gone; run `weft lab down`)' : ''}${s.error === undefined ? '' : ` (${s.error})`}, cni ${s.cni}${s.daemons ? ' with cni-server per node' : ''}, state ${s.dir}`,
+  ];
+  const rows: string[][] = [['member', 'namespace', 'address', 'detail']];
+  for (const z of s.zones) rows.push([z.name, z.ns, z.subnet, 'bridge br0']);
+  rows.push([s.router.name, s.router.ns, s.router.addresses.join(' '), 'forwarding']);
+  rows.push([s.outside.name, s.outside.ns, s.outside.address, '']);
+  for (const n of s.nodes) {
+    const daemon = n.daemon === null ? '' : `, cni-server pid ${n.daemon.pid} ${n.daemon.alive ? 'alive' : 'DEAD'}`;
+    rows.push([n.name, n.ns, n.address, `zone ${n.zone}, pods ${n.podSubnet}${daemon}`]);
+    for (const p of n.pods) rows.push([`  ${p.name}`, p.ns, p.addresses.join(' '), '']);
+  }
+  lines.push(table(rows));
+  if (s.missingNamespaces.length > 0) lines.push(`missing namespaces: ${s.missingNamespaces.join(', ')}`);
+  return lines.join('\n') + '\n';
+}
