@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Node.js and npm only bootstrap the project's own pinned Node 24; any version will do, so
 # they are installed from Debian only when the machine has no npm at all.
 command -v npm >/dev/null 2>&1 || extra="nodejs npm"
-packages="${extra:-} $(grep -v '^\s*#' scripts/ci-apt-packages.txt | tr -s ' \n' ' ')
+packages="${extra:-} $(grep -v '^\s*#' scripts/ci-apt-packages.txt | tr -s ' \n' ' ')"
 missing=$(for p in $packages; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
   echo "setup: installing Debian packages: $missing"
