@@ -32,5 +32,9 @@ export default tseslint.config(
   layer('ipam', ['cni', 'netlink', 'lab', 'firewall', 'cli']),
   layer('firewall', ['cni', 'ipam', 'netlink', 'lab', 'cli']),
   layer('subnet', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli']),
-  layer('cni', ['lab', 'cli']),
+  layer('cni', ['lab', 'cli', 'lease', 'dataplane', 'agent']),
+  // A backend never knows about etcd, and a lease store never knows about VXLAN.
+  layer('dataplane', ['cni', 'ipam', 'lab', 'firewall', 'cli', 'subnet', 'lease', 'agent']),
+  layer('lease', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli', 'dataplane', 'agent']),
+  layer('agent', ['lab', 'cli']),
 );

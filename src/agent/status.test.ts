@@ -9,7 +9,7 @@ import { isWeftError } from '../errors.ts';
 
 const sample: AgentStatus = {
   node: 'n1', mode: 'etcd', ready: true, publicIp: '172.31.1.11', interface: 'eth0', backend: 'vxlan',
-  store: { kind: 'etcd-v3', endpoints: ['http://172.31.1.5:2379'], prefix: '/coreos.com/network', connected: true },
+  store: { kind: 'etcd-v3', endpoints: ['http://172.31.1.5:2379'], prefix: '/coreos.com/network' },
   lease: { subnet: '10.16.85.0/24', expiresAt: '2026-11-28T12:00:00.000Z', reservation: false }, mtu: 1450,
   peers: [{ subnet: '10.16.9.0/24', publicIp: '172.31.2.12', backendType: 'vxlan', path: 'vxlan' }],
   lastSync: '2026-11-27T12:00:00.000Z', errors: [],

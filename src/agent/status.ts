@@ -22,7 +22,7 @@ export interface AgentStatus {
   publicIp: string | null;
   interface: string | null;
   backend: string | null;
-  store: { kind: string; endpoints: string[]; prefix: string; connected: boolean };
+  store: { kind: string; endpoints: string[]; prefix: string };
   lease: { subnet: string; expiresAt: string | null; reservation: boolean } | null;
   mtu: number | null;
   peers: PeerStatus[];

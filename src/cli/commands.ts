@@ -1,9 +1,11 @@
 // The registry of subcommands: one line each, so the CLI's surface is visible at a glance.
 import type { Command } from 'commander';
+import { registerAgent } from './agent.ts';
 import { registerCni } from './cni.ts';
 import { registerLab } from './lab.ts';
 
 export function registerCommands(program: Command): void {
+  registerAgent(program);
   registerCni(program);
   registerLab(program);
 }

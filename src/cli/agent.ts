@@ -1,0 +1,86 @@
+// `weft agent` (the node agent, etcd mode) and `weft status` (what the agent on this node
+// reports). Flags keep flanneld's names; see src/agent/options.ts for defaults and env forms.
+import type { Command } from 'commander';
+import { createLogger } from '../log/logger.ts';
+import { DEFAULT_AGENT_OPTIONS, FLAG_NAMES, envNames, type AgentOptions, type RawOptions } from '../agent/options.ts';
+import { renderStatus } from '../agent/render-status.ts';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+const help: Record<keyof AgentOptions, string> = {
+  etcdEndpoints: 'comma-separated etcd client URLs',
+  etcdPrefix: 'etcd key prefix of the network config and leases',
+  etcdKeyfile: 'TLS client key for etcd',
+  etcdCertfile: 'TLS client certificate for etcd',
+  etcdCafile: 'CA bundle for the etcd server certificate',
+  etcdUsername: 'etcd username',
+  etcdPassword: 'etcd password',
+  etcdApi: 'etcd API: v2, v3, or auto (what the server speaks and where the config lives)',
+  iface: 'external interface, by name or address (repeatable; tried in order)',
+  ifaceRegex: 'regex matched against interface addresses, then names (repeatable)',
+  publicIp: 'address other nodes send to (default: the interface address)',
+  ipMasq: 'masquerade traffic from pods to outside the cluster network',
+  subnetFile: "where to write this node's subnet.env",
+  renewMarginSeconds: 'renew the lease this long before it expires: minutes, or a duration like 30s',
+  leaseTtlSeconds: 'lease TTL (flanneld: 24h), e.g. 24h or 20s',
+  healthzIp: 'address of the /healthz and /readyz endpoints',
+  healthzPort: 'port of the /healthz and /readyz endpoints (0 = off)',
+  iptablesResyncSeconds: 'seconds between checks of the masquerade/forward rules',
+  iptablesForwardRules: 'accept forwarded traffic to and from the pod network',
+  reconcileSeconds: 'interval of full data plane reconciles, e.g. 10s',
+  statusSocket: 'unix socket for `weft status` (root only)',
+  cniSocket: 'socket of the built-in CNI server ("@name" = abstract; "" = off)',
+};
+
+export function registerAgent(program: Command): void {
+  const agent = program
+    .command('agent')
+    .description("the node agent (etcd mode, flanneld-compatible): lease a subnet, write subnet.env, program the data plane, serve CNI")
+    .addHelpText('after', `\nEvery flag can also be set as FLANNELD_<NAME> or WEFT_<NAME> in the environment, e.g. ${envNames('etcd-endpoints').join(' or ')}.`);
+  for (const key of Object.keys(FLAG_NAMES) as (keyof AgentOptions)[]) {
+    const flag = FLAG_NAMES[key];
+    const def = DEFAULT_AGENT_OPTIONS[key];
+    const shownAs: Partial<Record<keyof AgentOptions, string>> = { renewMarginSeconds: '60 (minutes)', leaseTtlSeconds: '24h', reconcileSeconds: '10s', iptablesResyncSeconds: '5 (seconds)' };
+    const shown = shownAs[key] ?? (Array.isArray(def) ? def.join(',') : def === undefined ? undefined : String(def));
+    const text = `${help[key]}${shown !== undefined && shown !== '' && !Array.isArray(def) ? ` (default ${shown})` : ''}`;
+    if (key === 'iface' || key === 'ifaceRegex') agent.option(`--${flag} <value>`, text, collect);
+    else if (typeof def === 'boolean') agent.option(`--${flag} [bool]`, text);
+    else agent.option(`--${flag} <value>`, text);
+  }
+  agent.action(async (flags: Record<string, string | string[] | boolean>) => {
+    const { resolveAgentOptions } = await import('../agent/options.ts');
+    const { startAgent } = await import('../agent/agent.ts');
+    const raw: RawOptions = {};
+    // commander names each value after its flag (--subnet-lease-ttl → subnetLeaseTtl).
+    const attribute = (flag: string): string => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    for (const key of Object.keys(FLAG_NAMES) as (keyof AgentOptions)[]) {
+      const value = flags[attribute(FLAG_NAMES[key])];
+      if (value !== undefined) raw[key] = value;
+    }
+    const options = resolveAgentOptions(raw);
+    const log = createLogger({ name: 'weft-agent' });
+    const running = await startAgent(options, log);
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'weft agent stopping (the data plane stays as it is)');
+      void running.stop().then(() => process.exit(0));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    const reason = await running.done;
+    if (reason.message !== 'stopped') {
+      log.error({ err: reason.message }, 'weft agent failed');
+      process.exit(1);
+    }
+  });
+
+  program
+    .command('status')
+    .description('what the agent on this node reports: node, lease, backend, peers, last sync, errors')
+    .option('--socket <path>', 'the agent status socket', DEFAULT_AGENT_OPTIONS.statusSocket)
+    .option('--json', 'print the status as JSON')
+    .action(async (o: { socket: string; json?: boolean }) => {
+      const { fetchStatus } = await import('../agent/status.ts');
+      const status = await fetchStatus(o.socket);
+      process.stdout.write(o.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status));
+    });
+}
