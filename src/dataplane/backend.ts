@@ -4,7 +4,15 @@
 // state, compares with the desired state, and changes only the difference, so calling it on
 // every event and on a timer is safe and a restart never flushes working state.
 
-export type BackendType = 'vxlan' | 'host-gw';
+/**
+ * The configured data plane. "auto" is weft's own: a vxlan device (so every peer is reachable)
+ * plus plain routes to the peers on the same underlay subnet (vxlan with DirectRouting always
+ * on). It publishes BackendType "vxlan", so flanneld vxlan peers interoperate with it.
+ */
+export type BackendType = 'vxlan' | 'host-gw' | 'auto';
+
+/** What a lease says (flannel's BackendType); "auto" publishes "vxlan". */
+export type LeaseBackendType = 'vxlan' | 'host-gw';
 
 /** This node, as the backend needs it. */
 export interface LocalNode {
@@ -31,15 +39,36 @@ export interface Peer {
   vni?: number;
 }
 
-/** How traffic to one peer is carried, for `weft status`. */
-export type PeerPath = 'direct' | 'vxlan' | 'unreachable';
+/**
+ * How traffic to one peer is carried, for `weft status`: a plain route over the underlay, the
+ * vxlan tunnel, not at all (an error says why), or not at all because the peer announced
+ * another backend type (a warning says which).
+ */
+export type PeerPath = 'direct' | 'vxlan' | 'unreachable' | 'ignored';
 
 export interface ReconcileReport {
   /** Kernel changes made by this pass (0 when everything was in place). */
   changes: number;
+  /** Every peer passed in, by subnet (as given). */
   paths: Map<string, PeerPath>;
-  /** Peers that could not be programmed, with why. */
+  /**
+   * Peers that could not be programmed, with why. `subnet` is the peer's subnet; for a stale
+   * entry that no peer owns any more, it names the entry instead ("route 10.1.2.0/24").
+   */
   errors: { subnet: string; error: string }[];
+  /** Peers served anyway or skipped on purpose: another BackendType, another VNI, our own subnet. */
+  warnings: { subnet: string; warning: string }[];
+}
+
+export interface PrepareResult {
+  /** The lease's BackendType. */
+  backendType: LeaseBackendType;
+  /** The lease's BackendData (vxlan: {VNI, VtepMAC}); undefined for host-gw. */
+  backendData: Record<string, unknown> | undefined;
+  /** The MTU pods get (FLANNEL_MTU). */
+  mtu: number;
+  /** Kernel changes made (0 when an existing device was adopted as it was). */
+  changes: number;
 }
 
 export interface Backend {
@@ -50,9 +79,9 @@ export interface Backend {
    * `previousData` is this node's BackendData from its previous lease, if any, so that the
    * VTEP MAC survives a restart.
    */
-  prepare(previousData: unknown): { backendData: Record<string, unknown> | undefined; mtu: number };
-  /** Binds the device to this node's lease subnet (vxlan: the .0/32 address). */
-  attach(subnet: string): void;
+  prepare(previousData: unknown): PrepareResult;
+  /** Binds the device to this node's lease subnet (vxlan: the .0/32 address). Returns the number of kernel changes. */
+  attach(subnet: string): number;
   reconcile(peers: readonly Peer[]): ReconcileReport;
   /** Removes everything the backend created (explicit uninstall only, never on restart). */
   teardown(): void;

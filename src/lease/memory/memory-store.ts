@@ -113,7 +113,7 @@ export class MemoryLeaseStore implements LeaseStore {
 
   #emit(event: WatchEvent): void {
     this.#history.push({ revision: event.revision, event });
-    for (const w of this.#watchers) queueMicrotask(() => w.handlers.onEvent(event));
+    for (const w of this.#watchers) queueMicrotask(() => { if (this.#watchers.has(w)) w.handlers.onEvent(event); });
   }
 
   #maybeFail(): void {

@@ -1,0 +1,55 @@
+// The host-gw backend, as flanneld's: per peer `<subnet> via <PublicIP> dev <underlay>`, no
+// encapsulation, pods get the underlay's MTU. Every node must be on one L2 segment: a peer the
+// underlay does not reach directly is reported unreachable (flanneld would just fail to add
+// its route), and the lease says BackendType "host-gw" with no BackendData.
+import { WeftError } from '../../errors.ts';
+import type { Rtnetlink } from '../../netlink/index.ts';
+import type { Backend, LocalNode, Peer, PrepareResult, ReconcileReport } from '../backend.ts';
+import { canonicalIp, canonicalSubnet } from '../plan.ts';
+import { reconcilePeers } from '../reconcile.ts';
+
+export interface HostGwOptions {
+  /** The cluster Network: lets a reconcile adopt (and later remove) flanneld's host-gw routes. */
+  network?: string;
+}
+
+export class HostGwBackend implements Backend {
+  readonly type = 'host-gw';
+  private readonly nl: Rtnetlink;
+  private readonly node: LocalNode;
+  private readonly network: string | undefined;
+  private subnet: string | undefined;
+
+  constructor(nl: Rtnetlink, node: LocalNode, options: HostGwOptions = {}) {
+    this.nl = nl;
+    this.node = node;
+    this.network = options.network;
+  }
+
+  prepare(_previousData: unknown): PrepareResult {
+    // flanneld refuses too: peers would send to an address this node does not have.
+    const publicIp = canonicalIp(this.node.publicIp);
+    const own = this.nl.listAddresses({ link: this.node.underlayIndex, family: 4 }).map((a) => a.address);
+    if (!own.includes(publicIp)) {
+      throw new WeftError('WEFT_INVALID_CONFIG',
+        `host-gw: the PublicIP ${publicIp} is not an address of ${this.node.underlayInterface} (${own.join(', ') || 'it has none'}); ` +
+        'behind NAT, host-gw cannot work: use the vxlan or auto backend');
+    }
+    return { backendType: 'host-gw', backendData: undefined, mtu: this.node.underlayMtu, changes: 0 };
+  }
+
+  attach(subnet: string): number {
+    this.subnet = canonicalSubnet(subnet);
+    return 0;
+  }
+
+  reconcile(peers: readonly Peer[]): ReconcileReport {
+    return reconcilePeers(this.nl, peers, {
+      mode: 'host-gw', directRouting: true, node: this.node, ownSubnet: this.subnet, network: this.network,
+    });
+  }
+
+  teardown(): void {
+    reconcilePeers(this.nl, [], { mode: 'host-gw', directRouting: true, node: this.node, network: this.network });
+  }
+}

@@ -1,0 +1,390 @@
+// The pure half of every backend: from peers to the desired kernel state (planPeers), which
+// kernel objects are ours (ownedRoutes, ownedFdb; neighbours in diff), and the operations that
+// turn the actual state into the desired one (diff). No I/O here; reconcile.ts reads the
+// kernel, calls these and applies the result in one netlink batch.
+//
+// Ownership rule (what a reconcile may change or delete):
+// - routes of the main table, unicast, with protocol RTPROT_WEFT (0x57, "weft"): every route
+//   weft installs carries it, whatever the device;
+// - any other non-kernel route out of our vxlan device (flannel.<VNI> is ours alone; flanneld
+//   installs its routes there with protocol boot);
+// - protocol-boot routes with a gateway out of the underlay whose destination lies inside the
+//   cluster Network (flanneld's host-gw and DirectRouting routes), or, when the Network is not
+//   known, whose destination is exactly a desired peer subnet. These are adopted: when one
+//   already matches, it is left as it is (a flanneld -> weft switch makes no change).
+// - permanent neighbours on our vxlan device; permanent FDB entries with a destination on it.
+// Nothing else is touched: the default route, kernel prefix routes and an operator's routes on
+// the underlay are never ours.
+import type { Neighbour, FdbEntry as KernelFdbEntry, Route } from '../netlink/index.ts';
+import { WeftError } from '../errors.ts';
+import { cidrContains, cidrContainsCidr, cidrsOverlap, formatCidr, formatIp, networkAddress, parseCidr, parseIp, tryParseIp, type Cidr } from '../net/cidr.ts';
+import type { PeerPath, Peer, ReconcileReport } from './backend.ts';
+
+/** rtm_protocol of the routes weft installs: 0x57 ("W"); unused in iproute2's rt_protos. */
+export const RTPROT_WEFT = 0x57;
+const RTPROT_KERNEL = 2;
+const RTPROT_BOOT = 3;
+const NUD_PERMANENT = 0x80;
+const ZERO_MAC = '00:00:00:00:00:00';
+
+/** A route weft wants: `<dst> via <gateway> dev <oif> [onlink]`. */
+export interface RouteEntry {
+  dst: string;
+  gateway: string;
+  oif: number;
+  onlink: boolean;
+}
+
+/** A permanent neighbour on the vxlan device: peer subnet's network address -> peer VTEP MAC. */
+export interface NeighEntry {
+  index: number;
+  ip: string;
+  mac: string;
+}
+
+/** A permanent self FDB entry on the vxlan device: peer VTEP MAC -> peer PublicIP. */
+export interface FdbEntry {
+  index: number;
+  mac: string;
+  dst: string;
+}
+
+/** What one peer needs; `peer` is its subnet, for error reports. */
+export interface DesiredState {
+  routes: Map<string, RouteEntry & { peer: string }>;
+  neighbours: Map<string, NeighEntry & { peer: string }>;
+  fdb: Map<string, FdbEntry & { peer: string }>;
+}
+
+export interface PlanContext {
+  mode: 'vxlan' | 'host-gw';
+  /** vxlan mode: serve peers on the underlay's own subnet with plain routes. */
+  directRouting: boolean;
+  /** vxlan mode: our VNI, to warn about peers announcing another. */
+  vni?: number;
+  /** vxlan mode: ifindex of flannel.<VNI>. */
+  deviceIndex?: number;
+  underlayIndex: number;
+  underlayName?: string;
+  publicIp: string;
+  /** This node's lease subnet: a peer claiming it is skipped. */
+  ownSubnet?: string;
+  /** The main table (IPv4), to decide which peers the underlay reaches directly. */
+  routes: readonly Route[];
+}
+
+export interface Plan {
+  desired: DesiredState;
+  paths: Map<string, PeerPath>;
+  errors: ReconcileReport['errors'];
+  warnings: ReconcileReport['warnings'];
+}
+
+/** The lease backend type each mode serves; other peers are ignored, as flanneld does. */
+const SERVES: Record<PlanContext['mode'], string> = { vxlan: 'vxlan', 'host-gw': 'host-gw' };
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** A MAC as the kernel prints it (lower case), or undefined when text is not one. */
+export function normalizeMac(text: unknown): string | undefined {
+  if (typeof text !== 'string') return undefined;
+  const mac = text.toLowerCase();
+  return MAC.test(mac) ? mac : undefined;
+}
+
+function parseNetwork(text: string): Cidr | string {
+  try {
+    const c = parseCidr(text);
+    return c.family === 4 ? c : `subnet ${text} is not IPv4 (weft's etcd mode is IPv4 only)`;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * Whether the kernel would send to ip straight out of the underlay: the longest-prefix match
+ * of the main table is a unicast route out of the underlay with no gateway (a directly
+ * connected subnet). The same answer `ip route get <ip>` gives for the main table, which is
+ * what flanneld's DirectRouting asks.
+ */
+export function directlyReachable(routes: readonly Route[], underlayIndex: number, ip: string): boolean {
+  const target = tryParseIp(ip);
+  if (!target) return false;
+  let best: Route | undefined;
+  let bestPrefix = -1;
+  for (const r of routes) {
+    if (r.family !== target.family) continue;
+    let c: Cidr;
+    try {
+      c = parseCidr(r.dst);
+    } catch {
+      continue;
+    }
+    if (!cidrContains(c, target)) continue;
+    const prio = r.priority ?? 0;
+    if (c.prefix > bestPrefix || (c.prefix === bestPrefix && prio < (best?.priority ?? 0))) {
+      best = r;
+      bestPrefix = c.prefix;
+    }
+  }
+  return best !== undefined && best.type === 'unicast' && best.gateway === undefined && best.nexthops === undefined
+    && best.oif === underlayIndex;
+}
+
+/** A directly connected (kernel) route other than on our device that overlaps net, described, or undefined. */
+function connectedOverlap(routes: readonly Route[], net: Cidr, deviceIndex: number | undefined): string | undefined {
+  for (const r of routes) {
+    if (r.protocol !== RTPROT_KERNEL || r.type !== 'unicast' || r.gateway !== undefined || r.oif === deviceIndex) continue;
+    let c: Cidr;
+    try {
+      c = parseCidr(r.dst);
+    } catch {
+      continue;
+    }
+    if (cidrsOverlap(c, net)) return `the connected network ${r.dst} on link #${r.oif ?? '?'}`;
+  }
+  return undefined;
+}
+
+/** The desired kernel state for peers, with each peer's path and what could not be planned. */
+export function planPeers(peers: readonly Peer[], ctx: PlanContext): Plan {
+  const plan: Plan = {
+    desired: { routes: new Map(), neighbours: new Map(), fdb: new Map() },
+    paths: new Map(),
+    errors: [],
+    warnings: [],
+  };
+  const serves = SERVES[ctx.mode];
+  const fdbOwner = new Map<string, string>();
+  for (const peer of peers) {
+    const fail = (error: string): void => {
+      plan.errors.push({ subnet: peer.subnet, error });
+      plan.paths.set(peer.subnet, 'unreachable');
+    };
+    const net = parseNetwork(peer.subnet);
+    if (typeof net === 'string') {
+      fail(net);
+      continue;
+    }
+    const dst = `${formatIp(networkAddress(net))}/${net.prefix}`;
+    if (ctx.ownSubnet !== undefined && dst === ctx.ownSubnet) {
+      plan.warnings.push({ subnet: peer.subnet, warning: 'ignored: this is our own lease subnet' });
+      plan.paths.set(peer.subnet, 'ignored');
+      continue;
+    }
+    const clash = net.prefix === 0 ? 'the default route' : connectedOverlap(ctx.routes, net, ctx.deviceIndex);
+    if (clash) {
+      fail(`subnet ${dst} overlaps ${clash}: a route to it would break this node's own networking`);
+      continue;
+    }
+    if (plan.paths.has(peer.subnet) || plan.desired.routes.has(dst)) {
+      fail(`another peer already has subnet ${dst}; this duplicate is skipped`);
+      continue;
+    }
+    if (peer.backendType !== serves) {
+      plan.warnings.push({ subnet: peer.subnet, warning: `ignored: the peer's BackendType is "${peer.backendType}", this node serves "${serves}" peers only` });
+      plan.paths.set(peer.subnet, 'ignored');
+      continue;
+    }
+    const publicIp = tryParseIp(peer.publicIp);
+    if (!publicIp || publicIp.family !== 4) {
+      fail(`the peer's PublicIP ${JSON.stringify(peer.publicIp)} is not an IPv4 address`);
+      continue;
+    }
+    const peerIp = formatIp(publicIp);
+    if (peerIp === ctx.publicIp) {
+      fail(`the peer announces our own PublicIP ${ctx.publicIp}: two nodes cannot share one public IP (set --public-ip on one of them)`);
+      continue;
+    }
+    const direct = directlyReachable(ctx.routes, ctx.underlayIndex, peerIp);
+    if (ctx.mode === 'host-gw' || (ctx.directRouting && direct)) {
+      if (!direct) {
+        const via = ctx.underlayName ?? `link #${ctx.underlayIndex}`;
+        fail(`host-gw cannot reach ${peerIp}: it is not on a subnet directly connected to ${via}, and host-gw needs every node on one L2 segment (use the vxlan or auto backend)`);
+        continue;
+      }
+      plan.desired.routes.set(dst, { dst, gateway: peerIp, oif: ctx.underlayIndex, onlink: false, peer: peer.subnet });
+      plan.paths.set(peer.subnet, 'direct');
+      continue;
+    }
+    const mac = normalizeMac(peer.vtepMac);
+    if (!mac || mac === ZERO_MAC) {
+      fail(`the peer's lease has no usable BackendData.VtepMAC (${JSON.stringify(peer.vtepMac ?? null)})`);
+      continue;
+    }
+    const other = fdbOwner.get(mac);
+    if (other !== undefined) {
+      fail(`VtepMAC ${mac} is also announced by ${other}; one MAC can lead to one node only`);
+      continue;
+    }
+    if (ctx.deviceIndex === undefined) throw new WeftError('WEFT_INTERNAL', 'planPeers: vxlan mode needs deviceIndex');
+    if (peer.vni !== undefined && ctx.vni !== undefined && peer.vni !== ctx.vni) {
+      plan.warnings.push({ subnet: peer.subnet, warning: `the peer announces VNI ${peer.vni} but this node uses VNI ${ctx.vni}: its traffic will be dropped until both agree` });
+    }
+    fdbOwner.set(mac, peer.subnet);
+    const gateway = formatIp(networkAddress(net));
+    plan.desired.neighbours.set(gateway, { index: ctx.deviceIndex, ip: gateway, mac, peer: peer.subnet });
+    plan.desired.fdb.set(mac, { index: ctx.deviceIndex, mac, dst: peerIp, peer: peer.subnet });
+    plan.desired.routes.set(dst, { dst, gateway, oif: ctx.deviceIndex, onlink: true, peer: peer.subnet });
+    plan.paths.set(peer.subnet, 'vxlan');
+  }
+  return plan;
+}
+
+export interface OwnershipContext {
+  /** vxlan mode: ifindex of our device. */
+  deviceIndex?: number;
+  underlayIndex: number;
+  /** The cluster Network (flannel's "Network"), to adopt flanneld's routes on the underlay. */
+  network?: string;
+  /** Destinations we want: without `network`, the only protocol-boot routes we adopt. */
+  desired: ReadonlySet<string>;
+}
+
+function inside(network: Cidr | undefined, dst: string): boolean {
+  if (!network) return false;
+  try {
+    return cidrContainsCidr(network, parseCidr(dst));
+  } catch {
+    return false;
+  }
+}
+
+/** The routes (of the main table) that are ours, by the rule at the top of this file. */
+export function ownedRoutes(routes: readonly Route[], ctx: OwnershipContext): Route[] {
+  const network = ctx.network === undefined ? undefined : parseCidr(ctx.network);
+  return routes.filter((r) => {
+    // Never a default route, whatever its protocol: no peer subnet is /0.
+    if (r.type !== 'unicast' || r.dst.endsWith('/0')) return false;
+    if (r.protocol === RTPROT_WEFT) return true;
+    if (r.protocol === RTPROT_KERNEL) return false;
+    if (ctx.deviceIndex !== undefined && r.oif === ctx.deviceIndex) return true;
+    return r.protocol === RTPROT_BOOT && r.oif === ctx.underlayIndex && r.gateway !== undefined
+      && (network ? inside(network, r.dst) : ctx.desired.has(r.dst));
+  });
+}
+
+/** Permanent unicast FDB entries with a destination on our device (not learned ones, not a bridge's). */
+export function ownedFdb(entries: readonly KernelFdbEntry[], deviceIndex: number): KernelFdbEntry[] {
+  return entries.filter((f) => f.index === deviceIndex && f.dst !== undefined && f.master === undefined
+    && (f.state & NUD_PERMANENT) !== 0 && f.mac !== ZERO_MAC);
+}
+
+/** One kernel change. `peer` names whom it serves (a subnet), or the stale entry itself. */
+export type Operation =
+  | { kind: 'route'; action: 'replace'; route: RouteEntry; peer: string }
+  | { kind: 'route'; action: 'delete'; route: Route; peer: string }
+  | { kind: 'neigh'; action: 'replace'; neigh: NeighEntry; peer: string }
+  | { kind: 'neigh'; action: 'delete'; neigh: Omit<NeighEntry, 'mac'>; peer: string }
+  | { kind: 'fdb'; action: 'replace' | 'delete'; fdb: FdbEntry; peer: string };
+
+export interface ActualState {
+  /** Owned routes only (see ownedRoutes). */
+  routes: readonly Route[];
+  /** Neighbours on our device (permanent or not: a desired IP with a kernel-made entry is fixed). */
+  neighbours: readonly Neighbour[];
+  /** Owned FDB entries, in the kernel's dump order. */
+  fdb: readonly KernelFdbEntry[];
+}
+
+function sameRoute(actual: Route, want: RouteEntry): boolean {
+  return (actual.priority ?? 0) === 0 && actual.nexthops === undefined && actual.gateway === want.gateway
+    && actual.oif === want.oif && actual.onlink === want.onlink;
+}
+
+/**
+ * The operations that turn actual into desired, in a safe order for one batch: stale routes
+ * first (no route points at an entry about to go), then neighbours and FDB entries, then new or
+ * changed routes last (so the kernel never resolves a gateway before its neighbour exists, as
+ * flanneld orders it). In sync means an empty list.
+ */
+export function diff(desired: DesiredState, actual: ActualState): Operation[] {
+  const routeDeletes: Operation[] = [];
+  const routeReplaces: Operation[] = [];
+  const neighOps: Operation[] = [];
+  const fdbOps: Operation[] = [];
+
+  const routesByDst = groupBy(actual.routes, (r) => r.dst);
+  for (const [dst, mine] of routesByDst) {
+    const want = desired.routes.get(dst);
+    if (!want) {
+      for (const r of mine) routeDeletes.push({ kind: 'route', action: 'delete', route: r, peer: `route ${dst}` });
+      continue;
+    }
+    const exact = mine.find((r) => sameRoute(r, want));
+    // A replace rewrites the route with the same destination and metric 0; others must go.
+    const keep = exact ?? mine.find((r) => (r.priority ?? 0) === 0);
+    for (const r of mine) if (r !== keep) routeDeletes.push({ kind: 'route', action: 'delete', route: r, peer: want.peer });
+  }
+  for (const [dst, want] of desired.routes) {
+    if (routesByDst.get(dst)?.some((r) => sameRoute(r, want))) continue;
+    routeReplaces.push({ kind: 'route', action: 'replace', route: strip(want), peer: want.peer });
+  }
+
+  const neighByIp = new Map(actual.neighbours.filter((n) => n.family === 4).map((n) => [n.ip, n]));
+  for (const [ip, want] of desired.neighbours) {
+    const have = neighByIp.get(ip);
+    if (have && have.index === want.index && have.mac === want.mac && (have.state & NUD_PERMANENT) !== 0) continue;
+    neighOps.push({ kind: 'neigh', action: 'replace', neigh: strip(want), peer: want.peer });
+  }
+  for (const n of actual.neighbours) {
+    if (n.family !== 4 || (n.state & NUD_PERMANENT) === 0 || desired.neighbours.has(n.ip)) continue;
+    neighOps.unshift({ kind: 'neigh', action: 'delete', neigh: { index: n.index, ip: n.ip }, peer: `neighbour ${n.ip}` });
+  }
+
+  // A MAC may carry several destinations (appended); a replace rewrites the first one (the
+  // kernel's dump order), so keep an exact match if there is one, else replace the first.
+  const fdbByMac = groupBy(actual.fdb, (f) => f.mac);
+  for (const [mac, entries] of fdbByMac) {
+    const want = desired.fdb.get(mac);
+    const keep = want ? (entries.find((f) => f.dst === want.dst) ?? entries[0]) : undefined;
+    for (const f of entries) {
+      if (f === keep) continue;
+      fdbOps.push({ kind: 'fdb', action: 'delete', fdb: { index: f.index, mac: f.mac, dst: f.dst ?? '' }, peer: want?.peer ?? `fdb entry ${mac}` });
+    }
+  }
+  for (const [mac, want] of desired.fdb) {
+    if (fdbByMac.get(mac)?.some((f) => f.dst === want.dst && f.index === want.index)) continue;
+    fdbOps.push({ kind: 'fdb', action: 'replace', fdb: strip(want), peer: want.peer });
+  }
+  return [...routeDeletes, ...neighOps, ...fdbOps, ...routeReplaces];
+}
+
+function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  return out;
+}
+
+function strip<T extends { peer: string }>(entry: T): Omit<T, 'peer'> {
+  const { peer: _peer, ...rest } = entry;
+  return rest;
+}
+
+/** Addresses to add and remove so that exactly `want` (e.g. "10.16.85.0/32") is on the device (IPv4). */
+export function diffAddresses(actual: readonly string[], want: string): { add: string | undefined; remove: string[] } {
+  return { add: actual.includes(want) ? undefined : want, remove: actual.filter((a) => a !== want) };
+}
+
+/** "10.16.85.0/24" -> "10.16.85.0/32": the vxlan device's address for a lease subnet. */
+export function deviceAddress(subnet: string): string {
+  const c = parseCidr(subnet);
+  return `${formatIp(networkAddress(c))}/32`;
+}
+
+/** Validates an IPv4 lease subnet (no host bits) and returns it in canonical form. */
+export function canonicalSubnet(text: string): string {
+  const c = parseNetwork(text);
+  if (typeof c === 'string') throw new WeftError('WEFT_INVALID_CONFIG', c);
+  return formatCidr(c);
+}
+
+/** Validates an IPv4 address and returns it in canonical form. */
+export function canonicalIp(text: string): string {
+  return formatIp(parseIp(text));
+}
