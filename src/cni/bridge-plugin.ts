@@ -6,7 +6,7 @@ import { openSync, closeSync } from 'node:fs';
 import { WeftError, errnoCode } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { HostLocalIpam } from '../ipam/allocator.ts';
-import { isExists, isNotFound, Rtnetlink } from '../netlink/index.ts';
+import { deleteLinkRequest, isExists, isNotFound, requestOffThread, Rtnetlink } from '../netlink/index.ts';
 import { readSubnetEnv } from '../subnet/subnet-env.ts';
 import { checkAttachment } from './check.ts';
 import type { PluginConfig } from './config.ts';
@@ -17,7 +17,7 @@ import { planPodNetwork, type PodNetworkPlan } from './plan.ts';
 import type { CniOperations } from './plugin.ts';
 import type { PodMasquerade } from './pod-masq.ts';
 import type { AddResult } from './result.ts';
-import { podAddresses, configurePodInterface } from './pod-link.ts';
+import { podAddresses, configurePodInterface, setPodInterfaceKnobs } from './pod-link.ts';
 
 export interface BridgeOperationsOptions {
   log: Logger;
@@ -92,6 +92,7 @@ export class BridgeOperations implements CniOperations {
     if (config.hairpinMode) node.setHairpin(host.index, true);
     // 6. Inside the pod: addresses, then routes via the gateway.
     const podAddrs = allocations.map((a) => `${a.address}/${a.prefix}`);
+    setPodInterfaceKnobs(env.netns, env.ifname);
     configurePodInterface(pod.nl, { ifname: env.ifname, addresses: podAddrs, routes: plan.routes });
     // 7. Masquerade by the plugin, only if the node agent does not do it.
     if (plan.podMasq) {
@@ -135,17 +136,13 @@ export class BridgeOperations implements CniOperations {
     } catch (e) {
       this.#log.warn({ containerId: env.containerId, err: (e as Error).message }, 'DEL without a readable subnet.env; releasing what can be released');
     }
-    // 1. The pod's interface (its veth peer on the bridge goes with it).
+    // 1. The pod's interface (its veth peer on the bridge goes with it). Off the event loop:
+    // the kernel answers a veth delete only once the device is gone (see off-thread.ts).
     if (env.netns !== '') {
-      const pod = tryOpenPodNetns(env.netns);
-      if (pod) {
-        try {
-          pod.nl.deleteLink(env.ifname);
-        } catch (e) {
-          if (!isNotFound(e)) throw e;
-        } finally {
-          pod[Symbol.dispose]();
-        }
+      try {
+        await requestOffThread(deleteLinkRequest(env.ifname), { netnsPath: env.netns });
+      } catch (e) {
+        if (!isNotFound(e) && errnoCode(e) !== 'ENOENT') throw e;
       }
     }
     // 2. Addresses, 3. masquerade rules, 4. flannel's delegate record.

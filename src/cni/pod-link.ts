@@ -2,6 +2,8 @@
 // (addresses first: a route via the gateway needs the connected route an address brings).
 import { addAddressRequest, routeRequest, setLinkRequest, type Rtnetlink } from '../netlink/index.ts';
 import type { Route } from './config.ts';
+import { native } from '../native/native.ts';
+import { WeftError, errnoCode } from '../errors.ts';
 
 export interface PodInterfaceSpec {
   ifname: string;
@@ -25,4 +27,24 @@ export function podAddresses(nl: Rtnetlink, ifname: string): string[] {
   const link = nl.getLink(ifname);
   if (!link) return [];
   return nl.listAddresses({ link: link.index }).filter((a) => a.scope === 0).map((a) => a.cidr);
+}
+
+/**
+ * Like the bridge plugin: announce the pod's MAC on link up (arp_notify), so neighbours drop a
+ * stale entry for a reused address at once; and no duplicate address detection, so the
+ * interface's IPv6 addresses are usable at once. Knobs that do not exist (IPv6 disabled in
+ * the pod) are skipped.
+ */
+export function setPodInterfaceKnobs(netnsPath: string, ifname: string): void {
+  const knobs: [string, string][] = [
+    [`/proc/sys/net/ipv4/conf/${ifname}/arp_notify`, '1'],
+    [`/proc/sys/net/ipv6/conf/${ifname}/accept_dad`, '0'],
+  ];
+  for (const [file, value] of knobs) {
+    try {
+      native().writeInNetns(netnsPath, file, value);
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw new WeftError('WEFT_NETNS', `cannot set ${file} in ${netnsPath}: ${(e as Error).message}`, { cause: e });
+    }
+  }
 }

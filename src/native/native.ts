@@ -20,6 +20,11 @@ export interface NativeAddon {
   /** flock(2). Returns false when the lock is busy and wait is false. */
   flock(fd: number, mode: 'ex' | 'sh' | 'un', wait: boolean): boolean;
   peerCred(fd: number): PeerCredentials;
+  /**
+   * One netlink request on a thread-pool thread with its own socket (in netnsPath if given):
+   * resolves with the first reply datagram. For requests the kernel answers slowly.
+   */
+  nlRequestAsync(protocol: number, netnsPath: string | null, message: Uint8Array, timeoutMs: number): Promise<Buffer>;
   /** Writes data to file (a /proc/sys/net knob) from inside the network namespace at netnsPath. */
   writeInNetns(netnsPath: string, file: string, data: string): void;
 }

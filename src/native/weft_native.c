@@ -221,6 +221,106 @@ static napi_value write_in_netns(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+/*
+ * nlRequestAsync(protocol, netnsPath | null, message, timeoutMs): Promise<Buffer>
+ * One netlink request on a thread-pool thread, with a socket of its own (opened in the
+ * namespace there: setns only moves that worker thread, and we move it back). For requests
+ * the kernel answers slowly, such as deleting a veth (it waits for the device to be fully
+ * unregistered, ~20 ms): the event loop keeps serving, and concurrent ones overlap.
+ * Resolves with the first reply datagram (the ACK); errors while sending reject.
+ */
+struct async_request {
+  napi_async_work work;
+  napi_deferred deferred;
+  int protocol;
+  int has_netns;
+  char netns[4096];
+  unsigned char *message;
+  size_t message_len;
+  int timeout_ms;
+  unsigned char reply[65536];
+  ssize_t reply_len;
+  int err;
+  const char *failed;
+};
+
+static void async_execute(napi_env env, void *data) {
+  (void)env;
+  struct async_request *r = data;
+  int fd, err = 0;
+  if (r->has_netns) fd = in_netns(r->netns, open_netlink, &r->protocol, &err);
+  else { fd = open_netlink(&r->protocol); err = errno; }
+  if (fd < 0) { r->err = err; r->failed = "netlink socket"; return; }
+  struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+  ssize_t n;
+  do n = sendto(fd, r->message, r->message_len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) { r->err = errno; r->failed = "netlink send"; close(fd); return; }
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  int ready;
+  do ready = poll(&p, 1, r->timeout_ms);
+  while (ready < 0 && errno == EINTR);
+  if (ready <= 0) { r->err = ready == 0 ? ETIMEDOUT : errno; r->failed = "netlink poll"; close(fd); return; }
+  do n = recv(fd, r->reply, sizeof r->reply, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) { r->err = errno; r->failed = "netlink recv"; close(fd); return; }
+  r->reply_len = n;
+  close(fd);
+}
+
+static void async_complete(napi_env env, napi_status status, void *data) {
+  struct async_request *r = data;
+  if (status == napi_ok && r->err == 0) {
+    napi_value buffer;
+    void *copy;
+    napi_create_buffer_copy(env, (size_t)r->reply_len, r->reply, &copy, &buffer);
+    napi_resolve_deferred(env, r->deferred, buffer);
+  } else {
+    char msg[4200];
+    int err = r->err ? r->err : EIO;
+    snprintf(msg, sizeof msg, "%s%s%s: %s", r->failed ? r->failed : "netlink request",
+             r->has_netns ? " in " : "", r->has_netns ? r->netns : "", strerror(err));
+    napi_value code, message, error, errnum;
+    napi_create_string_utf8(env, strerrorname_np(err) ? strerrorname_np(err) : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, code, message, &error);
+    napi_create_int32(env, err, &errnum);
+    napi_set_named_property(env, error, "errno", errnum);
+    napi_set_named_property(env, error, "code", code);
+    napi_reject_deferred(env, r->deferred, error);
+  }
+  napi_delete_async_work(env, r->work);
+  free(r->message);
+  free(r);
+}
+
+static napi_value nl_request_async(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], promise, name;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct async_request *r = calloc(1, sizeof *r);
+  if (!r) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  r->protocol = arg_int(env, argv[0]);
+  r->has_netns = arg_str(env, argv[1], r->netns, sizeof r->netns);
+  void *data; size_t len;
+  if (napi_get_typedarray_info(env, argv[2], NULL, &len, &data, NULL, NULL) != napi_ok) {
+    free(r);
+    napi_throw_type_error(env, NULL, "nlRequestAsync: message must be a Uint8Array");
+    return NULL;
+  }
+  r->message = malloc(len);
+  if (!r->message) { free(r); napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  memcpy(r->message, data, len);
+  r->message_len = len;
+  r->timeout_ms = arg_int(env, argv[3]);
+  CHECK(napi_create_promise(env, &r->deferred, &promise));
+  CHECK(napi_create_string_utf8(env, "weft:netlink", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, async_execute, async_complete, r, &r->work));
+  CHECK(napi_queue_async_work(env, r->work));
+  return promise;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "nlOpen", NULL, nl_open, NULL, NULL, NULL, napi_default, NULL },
@@ -230,6 +330,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "flock", NULL, fd_flock, NULL, NULL, NULL, napi_default, NULL },
     { "peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL },
     { "writeInNetns", NULL, write_in_netns, NULL, NULL, NULL, napi_default, NULL },
+    { "nlRequestAsync", NULL, nl_request_async, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,5 +1,6 @@
 // weft's rtnetlink library: start with Rtnetlink.open(); see rtnl.ts.
 export { Rtnetlink, type AddressFilter, type NeighbourFilter, type RouteFilter } from './rtnl.ts';
+export { requestOffThread, type OffThreadOptions } from './off-thread.ts';
 export { NetlinkSocket, type NetlinkRequest, type NetlinkSocketOptions, type NetlinkTransport } from './socket.ts';
 export { NetlinkError, NetlinkBatchError, isExists, isNotFound, isNetlinkError, type BatchFailure } from './errors.ts';
 export * from './link.ts';

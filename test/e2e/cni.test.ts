@@ -48,6 +48,7 @@ for (const mode of ['server', 'standalone'] as const) {
         assert.ok(routes.some((r) => r.dst === 'default' && r.gateway === '10.77.5.1'));
         assert.ok(routes.some((r) => r.dst === '10.77.0.0/16' && r.gateway === '10.77.5.1'));
         assert.equal(node.inPod(netns, ['ping', '-c', '1', '-W', '2', '10.77.5.1']).code, 0);
+        assert.equal(node.inPod(netns, ['cat', '/proc/sys/net/ipv4/conf/eth0/arp_notify']).stdout.trim(), '1');
         const host = JSON.parse(sh('ip', ['-j', '-n', node.name, '-d', 'link', 'show', ifaces[1]!.name]))[0];
         assert.equal(host.master, 'cni0');
         assert.equal(host.linkinfo.info_slave_data.hairpin, true);

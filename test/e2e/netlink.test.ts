@@ -10,7 +10,7 @@ import { closeSync, openSync } from 'node:fs';
 import { isWeftError } from '../../src/errors.ts';
 import { native } from '../../src/native/native.ts';
 import {
-  isExists, isNotFound, NetlinkBatchError, NetlinkError, NetlinkSocket, routeRequest, Rtnetlink,
+  deleteLinkRequest, isExists, isNotFound, NetlinkBatchError, NetlinkError, NetlinkSocket, requestOffThread, routeRequest, Rtnetlink,
   type NetlinkTransport,
 } from '../../src/netlink/index.ts';
 import { NETLINK_ROUTE } from '../../src/netlink/constants.ts';
@@ -76,6 +76,18 @@ interface IpAddr { ifname: string; addr_info: { family: string; local: string; p
 interface IpRoute { dst: string; gateway?: string; dev?: string; flags: string[]; scope?: string; metric?: number; metrics?: { mtu?: number }[]; protocol?: string }
 
 describe('netlink against the kernel', { skip, concurrency: false }, () => {
+  test('off the event loop: veth deletes in another namespace, concurrently; missing link and namespace are told apart', async (t) => {
+    const a = newNs(t);
+    const b = newNs(t);
+    const fd = nsFd(t, b);
+    for (let i = 0; i < 8; i++) a.nl.createVeth({ name: `ot${i}`, peer: { name: `pe${i}`, netnsFd: fd } });
+    // Deleting the peers from b's side removes both ends.
+    await Promise.all(Array.from({ length: 8 }, (_, i) => requestOffThread(deleteLinkRequest(`pe${i}`), { netnsPath: b.path })));
+    assert.deepEqual(ipj<{ ifname: string }>(a.name, 'link', 'show', 'type', 'veth'), []);
+    await assert.rejects(requestOffThread(deleteLinkRequest('pe0'), { netnsPath: b.path }), (e) => isNotFound(e));
+    await assert.rejects(requestOffThread(deleteLinkRequest('x'), { netnsPath: '/run/netns/weft-nl-absent' }), (e) => (e as { code?: string }).code === 'ENOENT');
+  });
+
   test('a fresh namespace lists only lo, the same as iproute2', (t) => {
     const ns = newNs(t);
     const links = ns.nl.listLinks();
