@@ -49,6 +49,18 @@ async function untilReady<T>(what: string, log: Logger, attempt: () => Promise<T
 }
 
 export async function startAgent(opts: AgentOptions, log: Logger): Promise<RunningAgent> {
+  // gRPC keeps no reference on the event loop while a call is in flight; without this, a
+  // process whose only pending work is an etcd request would simply exit.
+  const hold = setInterval(() => undefined, 1 << 30);
+  try {
+    return await runAgent(opts, log, hold);
+  } catch (e) {
+    clearInterval(hold);
+    throw e;
+  }
+}
+
+async function runAgent(opts: AgentOptions, log: Logger, hold: NodeJS.Timeout): Promise<RunningAgent> {
   let stopping = false;
   const errors: { at: string; message: string }[] = [];
   const noteError = (message: string): void => {
@@ -141,7 +153,7 @@ export async function startAgent(opts: AgentOptions, log: Logger): Promise<Runni
   // 7. Serve: CNI requests, status, health.
   let ready = true;
   const status = (): AgentStatus => ({
-    node: hostname(), mode: 'etcd', ready,
+    node: process.env.NODE_NAME || hostname(), mode: 'etcd', ready,
     publicIp: ext.publicIp, interface: ext.name, backend: config.backend.type,
     store: { kind: store.kind, endpoints: opts.etcdEndpoints, prefix: opts.etcdPrefix },
     lease: { subnet, expiresAt: lease.expiresAt === null ? null : new Date(lease.expiresAt).toISOString(), reservation: lease.expiresAt === null },
@@ -161,7 +173,7 @@ export async function startAgent(opts: AgentOptions, log: Logger): Promise<Runni
     async stop() {
       stopping = true;
       ready = false;
-      for (const t of timers) clearInterval(t);
+      for (const t of [...timers, hold]) clearInterval(t);
       watch.close();
       manager.stop();
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));

@@ -4,6 +4,11 @@ import { Command, CommanderError } from 'commander';
 import { WeftError } from '../errors.ts';
 import { registerCommands } from './commands.ts';
 
+// The CNI server deletes pods' veths on libuv's thread pool (src/netlink/off-thread.ts); the
+// kernel keeps each such call ~20 ms, so a burst of DELs needs more than libuv's 4 threads to
+// overlap. The pool starts on first use, after this line.
+process.env.UV_THREADPOOL_SIZE ??= '64';
+
 const program = new Command('weft')
   .description('weft: a Kubernetes pod network (CNI plugin + node agent)')
   .showHelpAfterError()

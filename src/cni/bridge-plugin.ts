@@ -12,7 +12,7 @@ import { checkAttachment } from './check.ts';
 import type { PluginConfig } from './config.ts';
 import { parseCniArgs, type CniEnv } from './env.ts';
 import { forgetFlannelDelegate, gcFlannelDelegates, saveFlannelDelegate } from './flannel-state.ts';
-import { ensureForwarding, ensureNodeBridge, familyOf, randomMac } from './node-bridge.ts';
+import { ensureForwarding, ensureNodeBridge, familyOf, randomMac, type NodeBridge } from './node-bridge.ts';
 import { planPodNetwork, type PodNetworkPlan } from './plan.ts';
 import type { CniOperations } from './plugin.ts';
 import type { PodMasquerade } from './pod-masq.ts';
@@ -32,6 +32,7 @@ export class BridgeOperations implements CniOperations {
   readonly #masq: PodMasquerade | undefined;
   /** The node's own namespace, opened once: the CNI server keeps it for its whole life. */
   #node: Rtnetlink | undefined;
+  readonly #bridges = new Map<string, { key: string; bridge: NodeBridge }>();
 
   constructor(options: BridgeOperationsOptions) {
     this.#log = options.log;
@@ -70,12 +71,13 @@ export class BridgeOperations implements CniOperations {
     const plan = planPodNetwork(config, readSubnetEnv(config.subnetFile));
     // 2. The pod's namespace; its interface must not exist yet (spec: ADD twice is an error).
     using pod = openPodNetns(env.netns);
-    if (pod.nl.getLink(env.ifname)) {
+    // A dump, not a lookup: a fresh namespace has only lo, and a miss would cost an error object.
+    if (pod.nl.listLinks().some((l) => l.name === env.ifname)) {
       throw new WeftError('WEFT_INVALID_ENV', `container interface ${env.ifname} already exists in ${env.netns}: DEL the previous attachment first`);
     }
     // 3. The node's bridge with the gateway address, and forwarding.
     const node = this.#nodeNetlink;
-    const bridge = ensureNodeBridge(node, { name: config.bridge, mtu: plan.mtu, gateways: plan.gateways, networks: plan.networks, log: this.#log });
+    const bridge = this.#ensureBridge(node, config.bridge, plan);
     ensureForwarding(plan.gateways.map(familyOf));
     // 4. Addresses, released again if anything below fails.
     const ipam = this.#ipam(config, plan);
@@ -112,6 +114,23 @@ export class BridgeOperations implements CniOperations {
       routes: plan.routes,
       dns: config.dns ?? {},
     };
+  }
+
+  /**
+   * The bridge as ensured before, if it is still the same link and up (one lookup); otherwise
+   * ensured in full (create, addresses). A long-lived server thus skips the address dump, whose
+   * size grows with the number of pods, on every ADD after the first.
+   */
+  #ensureBridge(node: Rtnetlink, name: string, plan: PodNetworkPlan): NodeBridge {
+    const key = `${plan.mtu} ${plan.gateways.join(' ')}`;
+    const cached = this.#bridges.get(name);
+    if (cached?.key === key) {
+      const link = node.getLink(name);
+      if (link?.index === cached.bridge.index && link.up) return cached.bridge;
+    }
+    const bridge = ensureNodeBridge(node, { name, mtu: plan.mtu, gateways: plan.gateways, networks: plan.networks, log: this.#log });
+    this.#bridges.set(name, { key, bridge });
+    return bridge;
   }
 
   /** Host end named "veth" + 8 hex digits like the bridge plugin; a name clash is retried. */

@@ -2,11 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { calcConflist, formatSubnetEnv, pluginRequestConfig } from './cni-config.ts';
 import { nodeFiles } from './paths.ts';
-import { calcTopology } from './topology.ts';
+import { calcTopology, plannedSubnet } from './topology.ts';
 
-const node = calcTopology({ name: 'x', nodes: 2, podsPerNode: 1, labDir: '/run/weft/lab/x' }).nodes[1];
-assert.ok(node);
-const files = nodeFiles(node.dir);
+const plan = calcTopology({ name: 'x', nodes: 2, podsPerNode: 1, labDir: '/run/weft/lab/x' }).nodes[1];
+assert.ok(plan);
+const node = plannedSubnet(plan);
+const files = nodeFiles(plan.dir);
 
 test('subnet.env is byte for byte what flanneld writes, with the .1 address', () => {
   assert.equal(formatSubnetEnv(node), 'FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.2.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');

@@ -1,6 +1,6 @@
 // What the lab writes for each node: flannel's subnet.env and the node's CNI conflist, and
 // the per-plugin stdin a runtime derives from that conflist (cni.md §1.5).
-import type { NodePlan } from './topology.ts';
+import type { NodeSubnet } from './topology.ts';
 import { CLUSTER_NETWORK, POD_MTU } from './topology.ts';
 import type { NodeFiles } from './paths.ts';
 
@@ -13,7 +13,7 @@ export const POD_IFNAME = 'eth0';
 export const POD_BRIDGE = 'cni0';
 
 /** flannel's subnet.env, byte for byte as flanneld writes it (flannel.md §2): FLANNEL_SUBNET is the .1 address. */
-export function formatSubnetEnv(node: NodePlan): string {
+export function formatSubnetEnv(node: NodeSubnet): string {
   const prefix = node.podSubnet.split('/')[1];
   return (
     `FLANNEL_NETWORK=${CLUSTER_NETWORK}\n` +
@@ -29,7 +29,7 @@ export interface Conflist {
   plugins: Record<string, unknown>[];
 }
 
-export function calcConflist(kind: CniKind, node: NodePlan, files: NodeFiles): Conflist {
+export function calcConflist(kind: CniKind, node: NodeSubnet, files: NodeFiles): Conflist {
   const plugin: Record<string, unknown> =
     kind === 'weft'
       ? { type: 'weft', subnetFile: files.subnetEnv, dataDir: files.cniDataDir, bridge: POD_BRIDGE, hairpinMode: true }

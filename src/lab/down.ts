@@ -52,7 +52,7 @@ export async function labDown(name: string, options: LabDownOptions = {}): Promi
   const report: LabDownReport = { name, existed: members.size > 0 || dirExists, deleted: [], delFailures: [], stoppedPids: [], removedNamespaces: [], removedDir: undefined };
   if (!report.existed) return report;
 
-  // 1. CNI DEL for every pod, while the nodes (and their cni-servers) still exist.
+  // 1. CNI DEL for every pod, while the nodes (and their cni-servers or agents) still exist.
   await mapLimit(podsToDelete(name, dir, state, members), 8, async ({ node, pod, prevResult }) => {
     try {
       await detachPod(node, pod, await pluginFor(state, node), prevResult);
@@ -64,7 +64,8 @@ export async function labDown(name: string, options: LabDownOptions = {}): Promi
   });
   if (report.deleted.length > 0) progress(`CNI DEL: ${report.deleted.length} pod(s)`);
 
-  // 2. Stop the lab's processes: recorded daemons that are still ours, and anything inside a lab namespace.
+  // 2. Stop the lab's processes: recorded daemons (cni-servers, agents, etcd) that are still
+  // ours, and anything inside a lab namespace (which covers them all, and `check`'s leftovers).
   const pids = new Set<number>();
   for (const ns of members.keys()) for (const pid of await netnsPids(ns)) pids.add(pid);
   for (const d of Object.values(state?.daemonPids ?? {})) {
@@ -74,7 +75,7 @@ export async function labDown(name: string, options: LabDownOptions = {}): Promi
   if (report.stoppedPids.length > 0) progress(`stopped ${report.stoppedPids.length} process(es): ${report.stoppedPids.join(' ')}`);
 
   // 3. Namespaces: deleting one destroys its veths, bridges, routes, rules and sockets.
-  const order = (m: LabMember): number => ['pod', 'node', 'outside', 'router', 'zone'].indexOf(m.kind);
+  const order = (m: LabMember): number => ['pod', 'node', 'etcd', 'outside', 'router', 'zone'].indexOf(m.kind);
   const namespaces = [...members].sort((a, b) => order(a[1]) - order(b[1])).map(([ns]) => ns);
   for (const ns of namespaces) {
     await deleteNetns(ns);
@@ -82,7 +83,7 @@ export async function labDown(name: string, options: LabDownOptions = {}): Promi
   }
   if (namespaces.length > 0) progress(`deleted ${namespaces.length} namespace(s)`);
 
-  // 4. Files: state, subnet.env, conflists, IPAM data, logs.
+  // 4. Files: state, subnet.env, conflists, IPAM data, logs, etcd's data.
   await rm(dir, { recursive: true, force: true });
   report.removedDir = dir;
 

@@ -13,7 +13,9 @@ export type LabMember =
   | { kind: 'pod'; node: number; pod: number }
   | { kind: 'zone'; zone: string }
   | { kind: 'router' }
-  | { kind: 'outside' };
+  | { kind: 'outside' }
+  /** The lab's etcd member (only with `--store etcd`). */
+  | { kind: 'etcd' };
 
 /** Throws unless `name` can be used as a lab name. */
 export function validateLabName(name: string): string {
@@ -26,7 +28,7 @@ export function validateLabName(name: string): string {
   return name;
 }
 
-/** The member's short name, as users type it: n1, n1-p2, az-a, router, outside. */
+/** The member's short name, as users type it: n1, n1-p2, az-a, router, outside, etcd. */
 export function memberName(m: LabMember): string {
   switch (m.kind) {
     case 'node':
@@ -37,6 +39,7 @@ export function memberName(m: LabMember): string {
       return `az-${m.zone}`;
     case 'router':
     case 'outside':
+    case 'etcd':
       return m.kind;
   }
 }
@@ -50,19 +53,21 @@ export const podNs = (lab: string, node: number, pod: number): string => memberN
 export const zoneNs = (lab: string, zone: string): string => memberNs(lab, { kind: 'zone', zone });
 export const routerNs = (lab: string): string => memberNs(lab, { kind: 'router' });
 export const outsideNs = (lab: string): string => memberNs(lab, { kind: 'outside' });
+export const etcdNs = (lab: string): string => memberNs(lab, { kind: 'etcd' });
 
-const MEMBER = /^(?:n([1-9]\d{0,3})(?:-p([1-9]\d{0,3}))?|az-([a-z])|(router)|(outside))$/;
+const MEMBER = /^(?:n([1-9]\d{0,3})(?:-p([1-9]\d{0,3}))?|az-([a-z])|(router)|(outside)|(etcd))$/;
 
 /** Parses a short member name (`n1-p2`); undefined when it is not one. */
 export function parseMemberName(short: string): LabMember | undefined {
   const m = MEMBER.exec(short);
   if (m === null) return undefined;
-  const [, node, pod, zone, router, outside] = m;
+  const [, node, pod, zone, router, outside, etcd] = m;
   if (node !== undefined && pod !== undefined) return { kind: 'pod', node: Number(node), pod: Number(pod) };
   if (node !== undefined) return { kind: 'node', node: Number(node) };
   if (zone !== undefined) return { kind: 'zone', zone };
   if (router !== undefined) return { kind: 'router' };
   if (outside !== undefined) return { kind: 'outside' };
+  if (etcd !== undefined) return { kind: 'etcd' };
   return undefined;
 }
 
@@ -83,7 +88,7 @@ export function labNamesIn(namespaces: readonly string[]): string[] {
 }
 
 /**
- * Orders member names as people read them: zones, router, each node followed by its
+ * Orders member names as people read them: zones, router, etcd, each node followed by its
  * interfaces (`n1:cni0`) and pods, then outside; numbers numerically (n2 before n10).
  */
 export function compareMemberNames(a: string, b: string): number {
@@ -103,7 +108,9 @@ function sortKey(name: string): number[] {
     case 'zone':
       return [0, m.zone.charCodeAt(0)];
     case 'router':
-      return [1];
+      return [1, 0];
+    case 'etcd':
+      return [1, 1];
     case 'node':
       return [2, m.node, 0, iface === undefined ? 0 : 1];
     case 'pod':

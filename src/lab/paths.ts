@@ -29,6 +29,9 @@ export interface NodeFiles {
   cniDataDir: string;
   cniServerReady: string;
   cniServerLog: string;
+  /** The node's `weft agent` (etcd store): its log and its status socket. */
+  agentLog: string;
+  agentSocket: string;
   /** stderr of every CNI plugin call on this node, appended. */
   pluginLog: string;
 }
@@ -41,6 +44,17 @@ export function nodeFiles(nodeDir: string): NodeFiles {
     cniDataDir: `${nodeDir}/cni-networks`,
     cniServerReady: `${nodeDir}/cni-server.ready`,
     cniServerLog: `${nodeDir}/cni-server.log`,
+    agentLog: `${nodeDir}/agent.log`,
+    agentSocket: `${nodeDir}/agent.sock`,
     pluginLog: `${nodeDir}/cni-plugin.log`,
   };
+}
+
+export interface EtcdFiles {
+  dataDir: string;
+  log: string;
+}
+
+export function etcdFiles(etcdDir: string): EtcdFiles {
+  return { dataDir: `${etcdDir}/data`, log: `${etcdDir}/etcd.log` };
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CROSS_NODE_KINDS, DEFAULT_KINDS, PROBE_KINDS, SAME_NODE_KINDS, isProbeKind, planProbes, probeView, type ProbeKind } from './probes.ts';
+import { CROSS_NODE_KINDS, DEFAULT_KINDS, PROBE_KINDS, SAME_NODE_KINDS, defaultKinds, isProbeKind, planProbes, probeView, type ProbeKind } from './probes.ts';
 import type { LabState, PodState } from './state.ts';
 import { calcTopology } from './topology.ts';
 
@@ -51,10 +51,31 @@ test('cross-node kinds pair nodes by zone (n1, n3 in zone a; n2 in zone b)', () 
   const outside = planProbes(probeView(s), ['pod-outside']);
   assert.equal(outside.length, 6);
   assert.ok(outside.every((p) => p.to === 'outside' && p.address === '203.0.113.2'));
+  assert.deepEqual(outside.map((p) => [p.from, p.expectSource]).slice(0, 3), [['n1-p1', '172.31.1.11'], ['n1-p2', '172.31.1.11'], ['n2-p1', '172.31.2.12']]);
 });
 
 test('pods without an address (ADD not done) are not probed', () => {
   const s = labState(1, 3, (p) => p !== 'n1-p2');
   assert.equal(count('pod-pod-same-node', s), 2);
   assert.ok(planProbes(probeView(s)).every((p) => p.from !== 'n1-p2' && p.to !== 'n1-p2'));
+});
+
+test('labs with agents (store etcd) probe every kind by default; others the same-node kinds', () => {
+  assert.deepEqual(defaultKinds({ store: 'etcd' }), PROBE_KINDS);
+  assert.deepEqual(defaultKinds({ store: 'none' }), SAME_NODE_KINDS);
+  assert.deepEqual(defaultKinds({}), SAME_NODE_KINDS);
+});
+
+test('store etcd: the pods’ gateway comes from their ADD result, else from the recorded lease', () => {
+  const topology = calcTopology({ name: 'x', nodes: 2, podsPerNode: 1, labDir: '/l', store: 'etcd' });
+  const s: LabState = {
+    version: 1, name: 'x', createdAt: '', phase: 'ready', upPid: 1, cni: 'weft', plugin: '', daemons: true, store: 'etcd', topology, namespaces: [], daemonPids: {},
+    leases: { n2: { subnet: '10.16.77.0/24', gateway: '10.16.77.1', backend: 'vxlan', publicIp: null } },
+    pods: {
+      'n1-p1': { containerId: 'a', addresses: ['10.16.40.2/24'], result: { ips: [{ address: '10.16.40.2/24', gateway: '10.16.40.1' }] } },
+      'n2-p1': { containerId: 'b', addresses: ['10.16.77.2/24'], result: {} },
+    },
+  };
+  const gateways = planProbes(probeView(s), ['pod-gateway']).map((p) => [p.from, p.to, p.address]);
+  assert.deepEqual(gateways, [['n1-p1', 'n1:cni0', '10.16.40.1'], ['n2-p1', 'n2:cni0', '10.16.77.1']]);
 });

@@ -1,8 +1,8 @@
 // Which connectivity probes `lab check` runs. Each kind has a planner that lists its probes
-// from a view of the lab; kinds are a registry, so the cross-node kinds (which need the
-// agents of a later issue to pass) are already defined and merely not in the default set.
+// from a view of the lab; kinds are a registry. The cross-node kinds need an overlay, so they
+// are in the default set only of labs whose nodes run agents (store etcd).
 import { firstIPv4 } from './cni-exec.ts';
-import { DEFAULT_KINDS, type ProbeKind } from './probe-kinds.ts';
+import { DEFAULT_KINDS, PROBE_KINDS, type ProbeKind } from './probe-kinds.ts';
 import type { LabState } from './state.ts';
 
 export { PROBE_KINDS, SAME_NODE_KINDS, CROSS_NODE_KINDS, DEFAULT_KINDS, isProbeKind, type ProbeKind } from './probe-kinds.ts';
@@ -15,11 +15,21 @@ export interface Probe {
   /** The namespace the probe runs in. */
   fromNs: string;
   address: string;
+  /** pod-outside: the source address the outside host must see (the pod's node, masquerading). */
+  expectSource?: string;
 }
 
 /** The lab as probes see it: nodes and the pods that have an address. */
 export interface ProbeView {
-  nodes: { name: string; ns: string; zone: string; address: string; gateway: string; pods: { name: string; ns: string; address: string }[] }[];
+  nodes: {
+    name: string;
+    ns: string;
+    zone: string;
+    address: string;
+    /** The pods' gateway (cni0's address); null when not known (no planned subnet and no lease on record). */
+    gateway: string | null;
+    pods: { name: string; ns: string; address: string; gateway: string | null }[];
+  }[];
   outsideAddress: string;
 }
 
@@ -31,13 +41,23 @@ export function probeView(state: LabState): ProbeView {
       ns: n.ns,
       zone: n.zone,
       address: n.address,
-      gateway: n.podGateway,
+      gateway: n.podGateway ?? state.leases?.[n.name]?.gateway ?? null,
       pods: n.pods.flatMap((p) => {
-        const address = firstIPv4(state.pods[p.name]?.addresses ?? []);
-        return address === undefined ? [] : [{ name: p.name, ns: p.ns, address }];
+        const pod = state.pods[p.name];
+        const address = firstIPv4(pod?.addresses ?? []);
+        const gateway = resultGateway(pod?.result) ?? n.podGateway ?? state.leases?.[n.name]?.gateway ?? null;
+        return address === undefined ? [] : [{ name: p.name, ns: p.ns, address, gateway }];
       }),
     })),
   };
+}
+
+/** ips[0].gateway of a CNI ADD result: the gateway the pod was given. */
+function resultGateway(result: Record<string, unknown> | undefined): string | undefined {
+  const ips = result?.ips;
+  const first: unknown = Array.isArray(ips) ? ips[0] : undefined;
+  const gateway = typeof first === 'object' && first !== null ? (first as { gateway?: unknown }).gateway : undefined;
+  return typeof gateway === 'string' ? gateway : undefined;
 }
 
 type Node = ProbeView['nodes'][number];
@@ -54,7 +74,9 @@ const podToPods = (kind: ProbeKind, keep: (a: Node, b: Node) => boolean): Planne
 export const PLANNERS: Record<ProbeKind, Planner> = {
   'pod-pod-same-node': podToPods('pod-pod-same-node', (a, b) => a === b),
   'pod-gateway': (v) =>
-    v.nodes.flatMap((n) => n.pods.map((p) => ({ kind: 'pod-gateway' as const, from: p.name, fromNs: p.ns, to: `${n.name}:cni0`, address: n.gateway }))),
+    v.nodes.flatMap((n) =>
+      n.pods.flatMap((p) => (p.gateway === null ? [] : [{ kind: 'pod-gateway' as const, from: p.name, fromNs: p.ns, to: `${n.name}:cni0`, address: p.gateway }])),
+    ),
   'pod-node': (v) =>
     v.nodes.flatMap((n) => n.pods.map((p) => ({ kind: 'pod-node' as const, from: p.name, fromNs: p.ns, to: n.name, address: n.address }))),
   'node-pod': (v) =>
@@ -70,8 +92,15 @@ export const PLANNERS: Record<ProbeKind, Planner> = {
       b.pods.map((q) => ({ kind: 'node-remote-pod' as const, from: a.name, fromNs: a.ns, to: q.name, address: q.address })),
     ),
   'pod-outside': (v) =>
-    v.nodes.flatMap((n) => n.pods.map((p) => ({ kind: 'pod-outside' as const, from: p.name, fromNs: p.ns, to: 'outside', address: v.outsideAddress }))),
+    v.nodes.flatMap((n) =>
+      n.pods.map((p) => ({ kind: 'pod-outside' as const, from: p.name, fromNs: p.ns, to: 'outside', address: v.outsideAddress, expectSource: n.address })),
+    ),
 };
+
+/** What `lab check` runs without --kinds: everything when the nodes run agents (etcd store), else the same-node kinds. */
+export function defaultKinds(state: Pick<LabState, 'store'>): readonly ProbeKind[] {
+  return state.store === 'etcd' ? PROBE_KINDS : DEFAULT_KINDS;
+}
 
 export function planProbes(view: ProbeView, kinds: readonly ProbeKind[] = DEFAULT_KINDS): Probe[] {
   return kinds.flatMap((k) => PLANNERS[k](view));

@@ -1,4 +1,4 @@
-// Processes the lab starts (one `weft cni-server` per node) and stopping them again. The
+// Processes the lab starts (one `weft cni-server` or `weft agent` per node, an etcd) and stopping them again. The
 // lab only ever signals PIDs it recorded (after checking they are still its own) or PIDs
 // found inside its own namespaces: everything in a lab namespace belongs to the lab.
 import { spawn } from 'node:child_process';
@@ -10,9 +10,17 @@ import { netnsPath } from './netns.ts';
 export interface StartDaemonOptions {
   ns: string;
   argv: string[];
-  readyFile: string;
+  /** Ready once this file exists (removed before the start)… */
+  readyFile?: string;
+  /** …or once this resolves true (asked every `pollMs`), e.g. a health check. */
+  isReady?: () => Promise<boolean>;
+  /** What readiness means, for the timeout message (default: "create <readyFile>"). */
+  readyMeans?: string;
+  pollMs?: number;
   logFile: string;
-  /** How long to wait for the ready file. */
+  /** The daemon's environment (default: ours). */
+  env?: NodeJS.ProcessEnv;
+  /** How long to wait for readiness. */
   timeoutMs?: number;
   /** Called with the PID as soon as the process exists, before waiting for readiness. */
   onStarted?: (pid: number) => Promise<void>;
@@ -20,11 +28,16 @@ export interface StartDaemonOptions {
 
 /**
  * Starts a long-running process inside `ns`, in its own session (detached: it outlives the
- * `lab up` that started it), output appended to `logFile`; resolves with its PID once
- * `readyFile` exists. nsenter execs the program, so the PID is the program's own.
+ * `lab up` that started it), output appended to `logFile`; resolves with its PID once it is
+ * ready (`readyFile` exists, or `isReady` says so). nsenter execs the program, so the PID is
+ * the program's own.
  */
 export async function startDaemon(o: StartDaemonOptions): Promise<number> {
-  await rm(o.readyFile, { force: true });
+  const readyFile = o.readyFile;
+  if (readyFile === undefined && o.isReady === undefined) throw new WeftError('WEFT_INTERNAL', 'startDaemon needs readyFile or isReady');
+  if (readyFile !== undefined) await rm(readyFile, { force: true });
+  const isReady = o.isReady ?? (() => exists(readyFile ?? ''));
+  const means = o.readyMeans ?? `create ${readyFile}`;
   const log = await open(o.logFile, 'a');
   let exited: string | undefined;
   let pid: number | undefined;
@@ -32,6 +45,7 @@ export async function startDaemon(o: StartDaemonOptions): Promise<number> {
     const child = spawn('nsenter', [`--net=${netnsPath(o.ns)}`, '--', ...o.argv], {
       detached: true,
       stdio: ['ignore', log.fd, log.fd],
+      env: o.env ?? process.env,
     });
     child.on('exit', (code, signal) => (exited = signal === null ? `exited with code ${code}` : `was killed by ${signal}`));
     child.on('error', (e) => (exited = `could not start: ${e.message}`));
@@ -47,14 +61,14 @@ export async function startDaemon(o: StartDaemonOptions): Promise<number> {
   await o.onStarted?.(pid);
   const deadline = Date.now() + (o.timeoutMs ?? 20_000);
   for (;;) {
-    if (await exists(o.readyFile)) return pid;
+    if (await isReady()) return pid;
     if (exited !== undefined) {
       throw new WeftError('WEFT_LAB', `\`${o.argv.join(' ')}\` in ${o.ns} ${exited} before it was ready; see ${o.logFile}`);
     }
     if (Date.now() > deadline) {
-      throw new WeftError('WEFT_LAB', `\`${o.argv.join(' ')}\` in ${o.ns} did not create ${o.readyFile} within ${(o.timeoutMs ?? 20_000) / 1000} s; see ${o.logFile}`);
+      throw new WeftError('WEFT_LAB', `\`${o.argv.join(' ')}\` in ${o.ns} did not ${means} within ${(o.timeoutMs ?? 20_000) / 1000} s; see ${o.logFile}`);
     }
-    await sleep(25);
+    await sleep(o.pollMs ?? 25);
   }
 }
 
@@ -108,7 +122,7 @@ async function waitAllDead(pids: number[], ms: number): Promise<boolean> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await access(path);
     return true;

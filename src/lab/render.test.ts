@@ -24,3 +24,16 @@ test('the matrix has a row per source, a column per target, ✓ with rtt, ✗, �
 test('a lab without pods says so', () => {
   assert.match(renderCheckMatrix({ probes: [], passed: 0, failed: 0 }), /^no probes/);
 });
+
+test('a failed pod-outside probe says what the outside host saw', () => {
+  const text = renderCheckMatrix({
+    probes: [
+      { from: 'n1-p1', to: 'outside', kind: 'pod-outside', ok: false, rtt_ms: null, source_seen: '10.16.4.2', expected_source: '172.31.1.11' },
+      { from: 'n1-p2', to: 'outside', kind: 'pod-outside', ok: false, rtt_ms: null, source_seen: null, expected_source: '172.31.1.11' },
+    ],
+    passed: 0,
+    failed: 2,
+  });
+  assert.match(text, /✗ n1-p1 → outside \(pod-outside\): outside saw source 10\.16\.4\.2, not the node's 172\.31\.1\.11 \(not masqueraded\)/);
+  assert.match(text, /✗ n1-p2 → outside \(pod-outside\): nothing arrived at outside/);
+});

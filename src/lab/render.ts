@@ -19,25 +19,47 @@ export function renderCheckMatrix(report: CheckReport): string {
   const tos = [...new Set(report.probes.map((p) => p.to))].sort(compareMemberNames);
   const cell = new Map(report.probes.map((p) => [`${p.from}\0${p.to}`, p.ok ? `✓${p.rtt_ms === null ? '' : formatRtt(p.rtt_ms)}` : '✗']));
   const rows = [['from \\ to', ...tos], ...froms.map((f) => [f, ...tos.map((t) => cell.get(`${f}\0${t}`) ?? '·')])];
-  const failures = report.probes.filter((p) => !p.ok).map((p) => `✗ ${p.from} → ${p.to} (${p.kind})`);
+  const failures = report.probes.filter((p) => !p.ok).map((p) => `✗ ${p.from} → ${p.to} (${p.kind})${sourceNote(p)}`);
   const summary = `${report.probes.length} probes: ${report.passed} passed, ${report.failed} failed (rtt in ms)`;
   return [report.probes.length === 0 ? 'no probes (the lab has no pods)' : table(rows), ...failures, summary].join('\n') + '\n';
 }
 
+function agentDetail(a: LabStatus['nodes'][number]['agent']): string {
+  if (a === null) return '';
+  if (!a.answering) return ', agent not answering';
+  const paths = Object.entries(a.peerPaths).map(([path, count]) => `${path} ${count}`).join(', ');
+  return `, ${a.backend ?? '?'}${a.ready ? '' : ' (not ready)'}, ${a.peers} peer${a.peers === 1 ? '' : 's'}${paths === '' ? '' : ` (${paths})`}`;
+}
+
+/** Why a pod-outside probe failed, in terms of what the outside host saw. */
+function sourceNote(p: CheckReport['probes'][number]): string {
+  if (p.kind !== 'pod-outside' || p.expected_source === undefined) return '';
+  if (p.source_seen === null || p.source_seen === undefined) return ': nothing arrived at outside';
+  if (p.source_seen !== p.expected_source) return `: outside saw source ${p.source_seen}, not the node's ${p.expected_source} (not masqueraded)`;
+  return ': outside saw the node address, but its answer did not come back';
+}
+
 export function renderStatus(s: LabStatus): string {
   const lines = [
-    `lab ${s.name}: ${s.phase}${s.interrupted ? ' (interrupted: its `lab up` is gone; run `weft lab down`)' : ''}${s.error === undefined ? '' : ` (${s.error})`}, cni ${s.cni}${s.daemons ? ' with cni-server per node' : ''}, state ${s.dir}`,
+    `lab ${s.name}: ${s.phase}${s.interrupted ? ' (interrupted: its `lab up` is gone; run `weft lab down`)' : ''}${s.error === undefined ? '' : ` (${s.error})`}, cni ${s.cni}${s.store === 'etcd' ? `, store etcd (${s.etcd?.api ?? '?'} API, backend ${s.etcd?.backend ?? '?'}) with an agent per node` : s.daemons ? ' with cni-server per node' : ''}, state ${s.dir}`,
   ];
   const rows: string[][] = [['member', 'namespace', 'address', 'detail']];
   for (const z of s.zones) rows.push([z.name, z.ns, z.subnet, 'bridge br0']);
   rows.push([s.router.name, s.router.ns, s.router.addresses.join(' '), 'forwarding']);
+  if (s.etcd !== null) {
+    const e = s.etcd;
+    rows.push([e.name, e.ns, e.address, `${e.endpoint}, pid ${e.pid ?? '-'} ${!e.alive ? 'DEAD' : e.healthy ? 'healthy' : 'NOT ANSWERING'}`]);
+  }
   rows.push([s.outside.name, s.outside.ns, s.outside.address, '']);
+  const notes: string[] = [];
   for (const n of s.nodes) {
-    const daemon = n.daemon === null ? '' : `, cni-server pid ${n.daemon.pid} ${n.daemon.alive ? 'alive' : 'DEAD'}`;
-    rows.push([n.name, n.ns, n.address, `zone ${n.zone}, pods ${n.podSubnet}${daemon}`]);
+    const daemon = n.daemon === null ? '' : `, ${n.daemon.kind} pid ${n.daemon.pid} ${n.daemon.alive ? 'alive' : 'DEAD'}`;
+    rows.push([n.name, n.ns, n.address, `zone ${n.zone}, pods ${n.podSubnet ?? '-'}${agentDetail(n.agent)}${daemon}`]);
     for (const p of n.pods) rows.push([`  ${p.name}`, p.ns, p.addresses.join(' '), '']);
+    for (const e of n.agent?.errors ?? []) notes.push(`${n.name} agent error: ${e}`);
   }
   lines.push(table(rows));
+  lines.push(...notes);
   if (s.missingNamespaces.length > 0) lines.push(`missing namespaces: ${s.missingNamespaces.join(', ')}`);
   return lines.join('\n') + '\n';
 }

@@ -6,6 +6,7 @@ import { errnoCode, WeftError } from '../errors.ts';
 import { writeFileAtomic } from './atomic-write.ts';
 import type { CniKind } from './cni-config.ts';
 import { stateFile } from './paths.ts';
+import type { EtcdApi, LabBackend, StoreKind } from './store-kinds.ts';
 import type { Topology } from './topology.ts';
 
 export const STATE_VERSION = 1;
@@ -23,6 +24,28 @@ export interface PodState {
 export interface DaemonState {
   pid: number;
   ready: boolean;
+  /** What it is; absent in labs made before agents: a cni-server. */
+  kind?: 'cni-server' | 'agent' | 'etcd';
+}
+
+/** The network config the lab wrote to etcd, and how. */
+export interface EtcdStoreState {
+  api: EtcdApi;
+  backend: LabBackend;
+  prefix: string;
+  /** The value of `<prefix>/config`. */
+  networkConfig: string;
+  /** The agents' --subnet-lease-ttl. */
+  leaseTtl: string;
+}
+
+/** What a node's agent reported once it was ready. */
+export interface NodeLease {
+  subnet: string;
+  /** The subnet's first address: cni0's, the pods' gateway. */
+  gateway: string;
+  backend: string | null;
+  publicIp: string | null;
 }
 
 export interface LabState {
@@ -37,12 +60,17 @@ export interface LabState {
   cni: CniKind;
   /** The plugin executable the pods were attached with. */
   plugin: string;
-  /** Whether one `weft cni-server` runs per node. */
+  /** Whether one daemon runs per node: a `weft cni-server`, or with the etcd store a `weft agent`. */
   daemons: boolean;
+  /** Absent in labs made before the etcd store: none. */
+  store?: StoreKind;
+  etcd?: EtcdStoreState;
+  /** By node name, with the etcd store: the lease each node's agent holds (as first reported). */
+  leases?: Record<string, NodeLease>;
   topology: Topology;
   /** Namespaces created so far, in order. */
   namespaces: string[];
-  /** By node name. */
+  /** By node name; the etcd member's under "etcd". */
   daemonPids: Record<string, DaemonState>;
   /** By pod name, once ADD succeeded. */
   pods: Record<string, PodState>;

@@ -1,12 +1,15 @@
 // `weft lab status`: what a lab consists of, from its state file, checked against what is
 // actually there (namespaces present, daemons alive).
 import { readdir } from 'node:fs/promises';
+import type { AgentStatus } from '../agent/status.ts';
 import { WeftError } from '../errors.ts';
+import { agentStatus } from './agent.ts';
+import { etcdHealthy } from './etcd.ts';
 import { labNamesIn, validateLabName } from './names.ts';
 import { listNetns } from './netns.ts';
-import { LAB_STATE_ROOT, labDir } from './paths.ts';
+import { LAB_STATE_ROOT, labDir, nodeFiles } from './paths.ts';
 import { isAlive } from './processes.ts';
-import { readState, type LabPhase, type LabState } from './state.ts';
+import { readState, type DaemonState, type LabPhase, type LabState } from './state.ts';
 
 export interface LabStatus {
   name: string;
@@ -19,7 +22,21 @@ export interface LabStatus {
   cni: string;
   plugin: string;
   daemons: boolean;
+  store: 'none' | 'etcd';
   clusterNetwork: string;
+  /** store etcd: the member, how the config was written, and whether it answers now. */
+  etcd: {
+    name: 'etcd';
+    ns: string;
+    address: string;
+    endpoint: string;
+    api: string;
+    backend: string;
+    networkConfig: string;
+    pid: number | null;
+    alive: boolean;
+    healthy: boolean;
+  } | null;
   zones: { name: string; ns: string; subnet: string; gateway: string }[];
   router: { name: 'router'; ns: string; addresses: string[] };
   outside: { name: 'outside'; ns: string; address: string };
@@ -28,13 +45,50 @@ export interface LabStatus {
     ns: string;
     zone: string;
     address: string;
-    podSubnet: string;
+    /** Planned (store none), or the agent's lease (store etcd: live, else as first reported; null before any). */
+    podSubnet: string | null;
     dir: string;
-    daemon: { pid: number; ready: boolean; alive: boolean } | null;
+    daemon: { kind: 'cni-server' | 'agent'; pid: number; ready: boolean; alive: boolean } | null;
+    /** store etcd: what the node's agent reports now (`weft status --socket <node dir>/agent.sock`). */
+    agent: AgentView | null;
     pods: { name: string; ns: string; containerId: string; addresses: string[] }[];
   }[];
   /** Namespaces the state file records that no longer exist (a damaged lab). */
   missingNamespaces: string[];
+}
+
+export interface AgentView {
+  /** False when the status socket does not answer (agent dead or still starting); the rest is then empty. */
+  answering: boolean;
+  ready: boolean;
+  lease: string | null;
+  leaseExpiresAt: string | null;
+  backend: string | null;
+  publicIp: string | null;
+  /** Other nodes' leases the agent knows, and how many it reaches by each path (direct, vxlan, unreachable). */
+  peers: number;
+  peerPaths: Record<string, number>;
+  lastSync: string | null;
+  /** The agent's most recent errors (at most 3). */
+  errors: string[];
+}
+
+function agentView(s: AgentStatus | undefined): AgentView {
+  if (s === undefined) return { answering: false, ready: false, lease: null, leaseExpiresAt: null, backend: null, publicIp: null, peers: 0, peerPaths: {}, lastSync: null, errors: [] };
+  const peerPaths: Record<string, number> = {};
+  for (const p of s.peers) peerPaths[p.path] = (peerPaths[p.path] ?? 0) + 1;
+  return {
+    answering: true,
+    ready: s.ready,
+    lease: s.lease?.subnet ?? null,
+    leaseExpiresAt: s.lease?.expiresAt ?? null,
+    backend: s.backend,
+    publicIp: s.publicIp,
+    peers: s.peers.length,
+    peerPaths,
+    lastSync: s.lastSync,
+    errors: s.errors.slice(-3).map((e) => `${e.at} ${e.message}`),
+  };
 }
 
 /** Names of labs on this machine: those with a state directory or namespaces. */
@@ -59,17 +113,20 @@ export async function labStatus(name: string, stateRoot: string = LAB_STATE_ROOT
   const s = await loadLab(name, stateRoot);
   const t = s.topology;
   const present = new Set(await listNetns());
+  const store = s.store ?? 'none';
   const nodes = await Promise.all(
     t.nodes.map(async (n) => {
       const d = s.daemonPids[n.name];
+      const agent = store === 'etcd' && d !== undefined ? agentView(await agentStatus(nodeFiles(n.dir))) : null;
       return {
         name: n.name,
         ns: n.ns,
         zone: n.zone,
         address: n.address,
-        podSubnet: n.podSubnet,
+        podSubnet: agent?.lease ?? n.podSubnet ?? s.leases?.[n.name]?.subnet ?? null,
         dir: n.dir,
-        daemon: d === undefined ? null : { pid: d.pid, ready: d.ready, alive: await isAlive(d.pid) },
+        daemon: d === undefined ? null : { kind: daemonKind(d), pid: d.pid, ready: d.ready, alive: await isAlive(d.pid) },
+        agent,
         pods: n.pods.flatMap((p) => {
           const ps = s.pods[p.name];
           return ps === undefined ? [] : [{ name: p.name, ns: p.ns, containerId: ps.containerId, addresses: ps.addresses }];
@@ -87,11 +144,36 @@ export async function labStatus(name: string, stateRoot: string = LAB_STATE_ROOT
     cni: s.cni,
     plugin: s.plugin,
     daemons: s.daemons,
+    store,
     clusterNetwork: t.clusterNetwork,
+    etcd: await etcdView(s),
     zones: t.zones.map((z) => ({ name: `az-${z.zone}`, ns: z.ns, subnet: z.subnet, gateway: z.gateway })),
     router: { name: 'router', ns: t.router.ns, addresses: [...t.zones.map((z) => z.gateway), t.router.outsideAddress] },
     outside: { name: 'outside', ns: t.outside.ns, address: t.outside.address },
     nodes,
     missingNamespaces: s.namespaces.filter((ns) => !present.has(ns)),
+  };
+}
+
+function daemonKind(d: DaemonState): 'cni-server' | 'agent' {
+  return d.kind === 'agent' ? 'agent' : 'cni-server';
+}
+
+async function etcdView(s: LabState): Promise<LabStatus['etcd']> {
+  const plan = s.topology.etcd;
+  if (plan === undefined || plan === null) return null;
+  const d = s.daemonPids.etcd;
+  const alive = d === undefined ? false : await isAlive(d.pid);
+  return {
+    name: 'etcd',
+    ns: plan.ns,
+    address: plan.address,
+    endpoint: plan.clientUrl,
+    api: s.etcd?.api ?? '',
+    backend: s.etcd?.backend ?? '',
+    networkConfig: s.etcd?.networkConfig ?? '',
+    pid: d?.pid ?? null,
+    alive,
+    healthy: alive && (await etcdHealthy(plan).catch(() => false)),
   };
 }

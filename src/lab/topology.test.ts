@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isWeftError } from '../errors.ts';
-import { calcTopology, validateCounts } from './topology.ts';
+import { calcTopology, plannedSubnet, validateCounts, validateZones } from './topology.ts';
 
 const t = calcTopology({ name: 'x', nodes: 3, podsPerNode: 2, labDir: '/run/weft/lab/x' });
 
@@ -43,4 +43,20 @@ test('node and pod counts are bounded', () => {
   const big = calcTopology({ name: 'x', nodes: 64, podsPerNode: 0, labDir: '/l' });
   assert.equal(new Set(big.nodes.map((n) => n.address)).size, 64);
   assert.ok(big.nodes.every((n) => Number(n.address.split('.')[3]) < 255));
+});
+
+test('store etcd: an etcd member on zone a, and no planned pod subnets (the agents lease them)', () => {
+  const e = calcTopology({ name: 'x', nodes: 2, podsPerNode: 1, labDir: '/l', store: 'etcd' });
+  assert.deepEqual(e.etcd, { ns: 'weft-x-etcd', zone: 'a', address: '172.31.1.5', gateway: '172.31.1.1', clientUrl: 'http://172.31.1.5:2379', dir: '/l/etcd' });
+  assert.ok(e.nodes.every((n) => n.podSubnet === null && n.podGateway === null));
+  assert.equal(t.etcd, null);
+  assert.throws(() => plannedSubnet(e.nodes[0]!), (err) => isWeftError(err, 'WEFT_INTERNAL'));
+  assert.deepEqual(plannedSubnet(t.nodes[0]!), { podSubnet: '10.16.1.0/24', podGateway: '10.16.1.1' });
+});
+
+test('one zone puts every node on zone a’s segment', () => {
+  const one = calcTopology({ name: 'x', nodes: 3, podsPerNode: 0, labDir: '/l', zones: 1 });
+  assert.deepEqual(one.nodes.map((n) => [n.zone, n.address, n.gateway]), [['a', '172.31.1.11', '172.31.1.1'], ['a', '172.31.1.12', '172.31.1.1'], ['a', '172.31.1.13', '172.31.1.1']]);
+  assert.equal(one.nodeZones, 1);
+  for (const bad of [0, 3, 1.5]) assert.throws(() => validateZones(bad), (e) => isWeftError(e, 'WEFT_LAB'), String(bad));
 });

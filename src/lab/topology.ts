@@ -4,12 +4,16 @@
 //   outside 203.0.113.2 ── router ──┬── az-a bridge 172.31.1.0/24 ── n1, n3, …
 //           (203.0.113.0/24)  .1    └── az-b bridge 172.31.2.0/24 ── n2, n4, …
 //
-// Nodes alternate between zones. Each node routes by default via the router (.1 of its
-// zone); only the router forwards, and only the router reaches 203.0.113.0/24. The outside
-// host routes 172.31.0.0/16 back via the router but knows nothing of the cluster network,
-// so a pod reaches it only when its node masquerades (that is the later `pod-outside` probe).
+// Nodes alternate between zones (or all sit in zone a with `zones: 1`, which host-gw needs:
+// its routes point at the peer node itself, so every node must be on one L2 segment). Each
+// node routes by default via the router (.1 of its zone); only the router forwards, and only
+// the router reaches 203.0.113.0/24. The outside host routes 172.31.0.0/16 back via the
+// router but knows nothing of the cluster network, so a pod reaches it only when its node
+// masquerades (the `pod-outside` probe). With `store: 'etcd'` an etcd member sits on zone a's
+// segment (172.31.1.5), and the nodes' pod subnets are not planned: their agents lease them.
 import { WeftError } from '../errors.ts';
-import { nodeNs, outsideNs, podNs, routerNs, zoneNs } from './names.ts';
+import { etcdNs, nodeNs, outsideNs, podNs, routerNs, zoneNs } from './names.ts';
+import type { StoreKind } from './store-kinds.ts';
 
 export const CLUSTER_NETWORK = '10.16.0.0/16';
 export const POD_MTU = 1450;
@@ -21,6 +25,8 @@ export const OUTSIDE_ADDRESS = '203.0.113.2';
 export const ZONE_BRIDGE = 'br0';
 export const MAX_NODES = 64;
 export const MAX_PODS_PER_NODE = 100;
+export const ETCD_ADDRESS = '172.31.1.5';
+export const ETCD_CLIENT_PORT = 2379;
 
 export type Zone = (typeof ZONES)[number];
 
@@ -51,20 +57,39 @@ export interface NodePlan {
   /** The node's eth0 address on its zone's subnet, without prefix. */
   address: string;
   gateway: string;
-  /** This node's pod subnet, e.g. 10.16.1.0/24, and its first address (the cni0 gateway). */
-  podSubnet: string;
-  podGateway: string;
+  /**
+   * This node's pod subnet, e.g. 10.16.1.0/24, and its first address (the cni0 gateway);
+   * null with the etcd store, where the node's agent leases a subnet (see LabState.leases).
+   */
+  podSubnet: string | null;
+  podGateway: string | null;
   /** /run/weft/lab/<lab>/n<i>: this node's private files. */
   dir: string;
   pods: PodPlan[];
+}
+
+export interface EtcdPlan {
+  ns: string;
+  zone: Zone;
+  /** Its address on the zone's subnet, without prefix. */
+  address: string;
+  gateway: string;
+  /** What agents get as --etcd-endpoints. */
+  clientUrl: string;
+  /** Data dir and log, in the lab's state directory. */
+  dir: string;
 }
 
 export interface Topology {
   name: string;
   clusterNetwork: string;
   zones: ZonePlan[];
+  /** How many zones nodes are spread over (1: all in zone a). Absent in labs made before it existed: 2. */
+  nodeZones?: number;
   router: { ns: string; outsideIf: string; outsideAddress: string };
   outside: { ns: string; address: string; subnet: string };
+  /** The etcd member, with the etcd store; null (or absent, in older labs) otherwise. */
+  etcd?: EtcdPlan | null;
   nodes: NodePlan[];
 }
 
@@ -73,6 +98,9 @@ export interface TopologyOptions {
   nodes: number;
   podsPerNode: number;
   labDir: string;
+  /** Zones the nodes alternate over: 2 (default) or 1 (all in zone a). */
+  zones?: number;
+  store?: StoreKind;
 }
 
 export function validateCounts(nodes: number, podsPerNode: number): void {
@@ -84,12 +112,21 @@ export function validateCounts(nodes: number, podsPerNode: number): void {
   }
 }
 
-export function zoneOfNode(index: number): Zone {
-  return ZONES[(index - 1) % ZONES.length] as Zone;
+export function validateZones(zones: number): void {
+  if (!Number.isInteger(zones) || zones < 1 || zones > ZONES.length) {
+    throw new WeftError('WEFT_LAB', `--zones must be 1 or ${ZONES.length}, got ${zones}`);
+  }
+}
+
+export function zoneOfNode(index: number, zones: number = ZONES.length): Zone {
+  return ZONES[(index - 1) % zones] as Zone;
 }
 
 export function calcTopology(o: TopologyOptions): Topology {
   validateCounts(o.nodes, o.podsPerNode);
+  const zoneCount = o.zones ?? ZONES.length;
+  validateZones(zoneCount);
+  const planned = (o.store ?? 'none') === 'none';
   const zones: ZonePlan[] = ZONES.map((zone, z) => ({
     zone,
     ns: zoneNs(o.name, zone),
@@ -99,7 +136,7 @@ export function calcTopology(o: TopologyOptions): Topology {
   }));
   const nodes: NodePlan[] = [];
   for (let i = 1; i <= o.nodes; i++) {
-    const zone = zoneOfNode(i);
+    const zone = zoneOfNode(i, zoneCount);
     const z = ZONES.indexOf(zone) + 1;
     const name = `n${i}`;
     const pods: PodPlan[] = [];
@@ -114,8 +151,8 @@ export function calcTopology(o: TopologyOptions): Topology {
       zone,
       address: `172.31.${z}.${10 + i}`,
       gateway: `172.31.${z}.1`,
-      podSubnet: `10.16.${i}.0/24`,
-      podGateway: `10.16.${i}.1`,
+      podSubnet: planned ? `10.16.${i}.0/24` : null,
+      podGateway: planned ? `10.16.${i}.1` : null,
       dir: `${o.labDir}/${name}`,
       pods,
     });
@@ -124,10 +161,28 @@ export function calcTopology(o: TopologyOptions): Topology {
     name: o.name,
     clusterNetwork: CLUSTER_NETWORK,
     zones,
+    nodeZones: zoneCount,
     router: { ns: routerNs(o.name), outsideIf: 'eth-out', outsideAddress: ROUTER_OUTSIDE_ADDRESS },
     outside: { ns: outsideNs(o.name), address: OUTSIDE_ADDRESS, subnet: OUTSIDE_SUBNET },
+    etcd: planned
+      ? null
+      : { ns: etcdNs(o.name), zone: 'a', address: ETCD_ADDRESS, gateway: '172.31.1.1', clientUrl: `http://${ETCD_ADDRESS}:${ETCD_CLIENT_PORT}`, dir: `${o.labDir}/etcd` },
     nodes,
   };
+}
+
+/** A node's pod subnet and its gateway (the subnet's first address), once known. */
+export interface NodeSubnet {
+  podSubnet: string;
+  podGateway: string;
+}
+
+/** The subnet the lab planned for a node (store none); throws for an etcd-store node, whose agent leases one. */
+export function plannedSubnet(node: NodePlan): NodeSubnet {
+  if (node.podSubnet === null || node.podGateway === null) {
+    throw new WeftError('WEFT_INTERNAL', `node ${node.name} has no planned pod subnet: its agent leases one`);
+  }
+  return { podSubnet: node.podSubnet, podGateway: node.podGateway };
 }
 
 export function zonePlan(t: Topology, zone: Zone): ZonePlan {

@@ -3,7 +3,7 @@
 // namespaces (`ip -n <zone> link add … peer … netns <node>`), so nothing is ever created in,
 // or moved through, the root namespace.
 import { createNetns, execInNetnsOk, ipIn } from './netns.ts';
-import type { NodePlan, Topology } from './topology.ts';
+import type { EtcdPlan, NodePlan, Topology, Zone } from './topology.ts';
 import { UNDERLAY_NETWORK, ZONE_BRIDGE, zonePlan } from './topology.ts';
 
 /** Called after each namespace is created, so the state file can record it before anything else happens. */
@@ -51,14 +51,32 @@ export async function setupOutside(t: Topology, onNs: OnNamespace): Promise<void
   await ipIn(o.ns, ['route', 'add', UNDERLAY_NETWORK, 'via', r.outsideAddress]);
 }
 
-export async function setupNodeUplink(t: Topology, node: NodePlan, onNs: OnNamespace): Promise<void> {
-  const z = zonePlan(t, node.zone);
+/** A host on a zone's segment: its namespace, eth0 on the zone bridge (the bridge port is named `port`), default route via the router. */
+export interface ZoneHost {
+  ns: string;
+  port: string;
+  zone: Zone;
+  address: string;
+  gateway: string;
+}
+
+export async function setupZoneHost(t: Topology, h: ZoneHost, onNs: OnNamespace): Promise<void> {
+  const z = zonePlan(t, h.zone);
   const prefix = z.subnet.split('/')[1];
-  await createNetns(node.ns);
-  await onNs(node.ns);
-  await ipIn(z.ns, ['link', 'add', node.name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', node.ns]);
-  await ipIn(z.ns, ['link', 'set', node.name, 'master', ZONE_BRIDGE, 'up']);
-  await ipIn(node.ns, ['addr', 'add', `${node.address}/${prefix}`, 'dev', 'eth0']);
-  await ipIn(node.ns, ['link', 'set', 'eth0', 'up']);
-  await ipIn(node.ns, ['route', 'add', 'default', 'via', node.gateway]);
+  await createNetns(h.ns);
+  await onNs(h.ns);
+  await ipIn(z.ns, ['link', 'add', h.port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns]);
+  await ipIn(z.ns, ['link', 'set', h.port, 'master', ZONE_BRIDGE, 'up']);
+  await ipIn(h.ns, ['addr', 'add', `${h.address}/${prefix}`, 'dev', 'eth0']);
+  await ipIn(h.ns, ['link', 'set', 'eth0', 'up']);
+  await ipIn(h.ns, ['route', 'add', 'default', 'via', h.gateway]);
+}
+
+export function setupNodeUplink(t: Topology, node: NodePlan, onNs: OnNamespace): Promise<void> {
+  return setupZoneHost(t, { ns: node.ns, port: node.name, zone: node.zone, address: node.address, gateway: node.gateway }, onNs);
+}
+
+/** The etcd member (etcd store): a host on zone a's segment, like a control-plane machine. */
+export function setupEtcdHost(t: Topology, etcd: EtcdPlan, onNs: OnNamespace): Promise<void> {
+  return setupZoneHost(t, { ns: etcd.ns, port: 'etcd', zone: etcd.zone, address: etcd.address, gateway: etcd.gateway }, onNs);
 }

@@ -5,16 +5,19 @@ import { access, mkdir } from 'node:fs/promises';
 import { errnoCode, WeftError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { writeFileAtomic } from './atomic-write.ts';
+import { agentArgv, agentEnv, agentReady, agentStatus, DEFAULT_LEASE_TTL, leaseOf } from './agent.ts';
 import { calcConflist, CNI_KINDS, formatSubnetEnv, type CniKind, type Conflist } from './cni-config.ts';
 import { mapLimit } from './concurrency.ts';
+import { ETCD_BIN, ETCD_PREFIX, ETCDCTL_BIN, networkConfig, startLabEtcd, writeNetworkConfig } from './etcd.ts';
 import { DEFAULT_LAB_NAME, labNamesIn, validateLabName } from './names.ts';
 import { listNetns } from './netns.ts';
 import { BRIDGE_PLUGIN, LAB_STATE_ROOT, labDir, nodeFiles, WEFT_BIN, WEFT_CNI_PLUGIN, type NodeFiles } from './paths.ts';
 import { attachPod } from './pods.ts';
 import { startDaemon } from './processes.ts';
-import { StateWriter, STATE_VERSION, type LabState } from './state.ts';
-import { calcTopology, validateCounts, type NodePlan } from './topology.ts';
-import { setupNodeUplink, setupOutside, setupRouter, setupZones } from './underlay.ts';
+import { StateWriter, STATE_VERSION, type LabState, type NodeLease } from './state.ts';
+import { ETCD_APIS, LAB_BACKENDS, STORE_KINDS, type EtcdApi, type LabBackend, type StoreKind } from './store-kinds.ts';
+import { calcTopology, plannedSubnet, validateCounts, validateZones, ZONES, type EtcdPlan, type NodePlan } from './topology.ts';
+import { setupEtcdHost, setupNodeUplink, setupOutside, setupRouter, setupZones } from './underlay.ts';
 
 export interface LabUpOptions {
   name?: string;
@@ -22,14 +25,29 @@ export interface LabUpOptions {
   podsPerNode?: number;
   /** Which CNI plugin attaches pods: weft (build/weft-cni) or Debian's reference bridge + host-local. */
   cni?: CniKind;
-  /** Start one daemon per node, inside its namespace (default: only with cni weft). */
+  /**
+   * Where pod subnets come from: `none` (default) plans them and writes each node's
+   * subnet.env; `etcd` starts an etcd member and a `weft agent` per node, which lease them.
+   */
+  store?: StoreKind;
+  /** store etcd: the API the config is written with and the agents use (default v3). */
+  etcdApi?: EtcdApi;
+  /** store etcd: the network config's Backend.Type (default vxlan). */
+  backend?: LabBackend;
+  /** store etcd: the agents' --subnet-lease-ttl (default 30s). */
+  leaseTtl?: string;
+  /** Zones the nodes alternate over: 2, or 1 (all in zone a). Default 2, but 1 for host-gw, which needs one L2 segment. */
+  zones?: number;
+  /** Start one daemon per node, inside its namespace (default: only with cni weft; always with store etcd: the agent). */
   daemons?: boolean;
-  /** The per-node daemon's command (default `bin/weft cni-server --ready-file <node dir>/cni-server.ready`); it must create the ready file. */
+  /** store none: the per-node daemon's command (default `bin/weft cni-server --ready-file <node dir>/cni-server.ready`); it must create the ready file. */
   daemonCommand?: (node: NodePlan, files: NodeFiles) => string[];
   /** Override the plugin executable (default build/weft-cni or /usr/lib/cni/bridge). */
   plugin?: string;
   stateRoot?: string;
   daemonReadyTimeoutMs?: number;
+  /** store etcd: how long `up` waits for every agent to see all the other nodes (default 30 s; then it warns and goes on). */
+  peersTimeoutMs?: number;
   /** Nodes set up at once. */
   parallelism?: number;
   logger?: Logger;
@@ -45,6 +63,11 @@ interface Resolved {
   daemons: boolean;
   plugin: string;
   dir: string;
+  store: StoreKind;
+  etcdApi: EtcdApi;
+  backend: LabBackend;
+  leaseTtl: string;
+  zones: number;
 }
 
 async function resolve(o: LabUpOptions): Promise<Resolved> {
@@ -54,12 +77,38 @@ async function resolve(o: LabUpOptions): Promise<Resolved> {
   validateCounts(nodes, podsPerNode);
   const cni = o.cni ?? 'weft';
   if (!CNI_KINDS.includes(cni)) throw new WeftError('WEFT_LAB', `--cni must be one of ${CNI_KINDS.join(', ')}, got ${String(cni)}`);
-  const daemons = o.daemons ?? cni === 'weft';
+  const store = o.store ?? 'none';
+  if (!STORE_KINDS.includes(store)) throw new WeftError('WEFT_LAB', `--store must be one of ${STORE_KINDS.join(', ')}, got ${String(store)}`);
+  if (store === 'none' && (o.etcdApi !== undefined || o.backend !== undefined || o.leaseTtl !== undefined)) {
+    throw new WeftError('WEFT_LAB', '--etcd-api, --backend and --lease-ttl configure the agents, which run only with --store etcd');
+  }
+  const etcdApi = o.etcdApi ?? 'v3';
+  if (!ETCD_APIS.includes(etcdApi)) throw new WeftError('WEFT_LAB', `--etcd-api must be one of ${ETCD_APIS.join(', ')}, got ${String(etcdApi)}`);
+  const backend = o.backend ?? 'vxlan';
+  if (!LAB_BACKENDS.includes(backend)) throw new WeftError('WEFT_LAB', `--backend must be one of ${LAB_BACKENDS.join(', ')}, got ${String(backend)}`);
+  const leaseTtl = o.leaseTtl ?? DEFAULT_LEASE_TTL;
+  if (!/^\d+(s|m|h)$/.test(leaseTtl) || durationSeconds(leaseTtl) <= 10) {
+    throw new WeftError('WEFT_LAB', `--lease-ttl must be a duration longer than the agents' 10s renew margin, e.g. 30s or 5m; got ${leaseTtl}`);
+  }
+  const zones = o.zones ?? (store === 'etcd' && backend === 'host-gw' ? 1 : ZONES.length);
+  validateZones(zones);
+  if (store === 'etcd' && o.daemons === false) {
+    throw new WeftError('WEFT_LAB', '--no-daemon cannot go with --store etcd: each node\'s `weft agent` is what leases its subnet (and serves its CNI requests)');
+  }
+  const daemons = store === 'etcd' || (o.daemons ?? cni === 'weft');
   const plugin = o.plugin ?? (cni === 'weft' ? WEFT_CNI_PLUGIN : BRIDGE_PLUGIN);
   const hint = cni === 'weft' ? 'build it first (npm run build:native), or use --cni bridge' : 'install containernetworking-plugins';
   await mustBeExecutable(plugin, `the ${cni} CNI plugin ${plugin} is missing or not executable; ${hint}`);
-  if (daemons && o.daemonCommand === undefined) await mustBeExecutable(WEFT_BIN, `${WEFT_BIN} is missing; run from a complete weft checkout, or pass --no-daemon`);
-  return { name, nodes, podsPerNode, cni, daemons, plugin, dir: labDir(name, o.stateRoot ?? LAB_STATE_ROOT) };
+  if (daemons && (store === 'etcd' || o.daemonCommand === undefined)) await mustBeExecutable(WEFT_BIN, `${WEFT_BIN} is missing; run from a complete weft checkout${store === 'none' ? ', or pass --no-daemon' : ''}`);
+  if (store === 'etcd') {
+    for (const bin of [ETCD_BIN, ETCDCTL_BIN]) await mustBeExecutable(bin, `${bin} is missing; --store etcd needs etcd 3.4+ (Debian: apt-get install etcd-server etcd-client)`);
+  }
+  return { name, nodes, podsPerNode, cni, daemons, plugin, dir: labDir(name, o.stateRoot ?? LAB_STATE_ROOT), store, etcdApi, backend, leaseTtl, zones };
+}
+
+function durationSeconds(d: string): number {
+  const n = Number.parseInt(d, 10);
+  return d.endsWith('h') ? n * 3600 : d.endsWith('m') ? n * 60 : n;
 }
 
 /** Claims the lab's name: fails when any of its namespaces or its state directory exists. */
@@ -82,7 +131,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
   const r = await resolve(options);
   await claim(r, options.stateRoot ?? LAB_STATE_ROOT);
 
-  const topology = calcTopology({ name: r.name, nodes: r.nodes, podsPerNode: r.podsPerNode, labDir: r.dir });
+  const topology = calcTopology({ name: r.name, nodes: r.nodes, podsPerNode: r.podsPerNode, labDir: r.dir, zones: r.zones, store: r.store });
+  const etcd = topology.etcd ?? null;
   const state: LabState = {
     version: STATE_VERSION,
     name: r.name,
@@ -92,6 +142,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
     cni: r.cni,
     plugin: r.plugin,
     daemons: r.daemons,
+    store: r.store,
+    ...(r.store === 'etcd'
+      ? { etcd: { api: r.etcdApi, backend: r.backend, prefix: ETCD_PREFIX, networkConfig: networkConfig(topology.clusterNetwork, r.backend), leaseTtl: r.leaseTtl }, leases: {} }
+      : {}),
     topology,
     namespaces: [],
     daemonPids: {},
@@ -111,6 +165,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
     await setupRouter(topology, onNamespace);
     await setupOutside(topology, onNamespace);
     progress(`underlay: zones ${topology.zones.map((z) => `${z.zone} ${z.subnet}`).join(', ')}, router, outside ${topology.outside.address}`);
+    if (r.store === 'etcd' && r.backend === 'host-gw' && r.zones > 1 && r.nodes > 1) {
+      progress('warning: host-gw routes to each peer node directly, so it needs all nodes on one L2 segment: nodes in different zones cannot reach each other\'s pods (`lab check` shows those pairs failing; --zones 1 puts every node in zone a)');
+    }
+    if (etcd !== null) await setupEtcd(etcd);
     await mapLimit(topology.nodes, options.parallelism ?? 8, async (node) => {
       const conflist = await setupNode(node);
       for (const pod of node.pods) {
@@ -119,6 +177,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
         progress(`pod ${pod.name}: ${state.pods[pod.name]?.addresses.join(' ')}`);
       }
     });
+    if (r.store === 'etcd') await waitForPeers();
     state.phase = 'ready';
     await save();
     log.info({ lab: r.name, nodes: r.nodes, pods: Object.keys(state.pods).length }, 'lab up');
@@ -131,14 +190,37 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
     throw new WeftError('WEFT_LAB', message, { cause: e });
   }
 
-  /** The node's uplink, files and cni-server; resolves with the conflist written to its net.d. */
+  /** store etcd: the member's host, etcd itself, and the network config. */
+  async function setupEtcd(plan: EtcdPlan): Promise<void> {
+    await setupEtcdHost(topology, plan, onNamespace);
+    await mkdir(plan.dir, { recursive: true, mode: 0o700 });
+    const pid = await startLabEtcd(r.name, plan, async (started) => {
+      state.daemonPids.etcd = { pid: started, ready: false, kind: 'etcd' };
+      await save();
+    });
+    state.daemonPids.etcd = { pid, ready: true, kind: 'etcd' };
+    await save();
+    const config = networkConfig(topology.clusterNetwork, r.backend);
+    await writeNetworkConfig(plan, r.etcdApi, ETCD_PREFIX, config);
+    progress(`etcd ${plan.clientUrl} (pid ${pid}): ${ETCD_PREFIX}/config = ${config} (${r.etcdApi} API)`);
+  }
+
+  /** The node's uplink, files and daemon (cni-server, or with store etcd its agent); resolves with the conflist written to its net.d. */
   async function setupNode(node: NodePlan): Promise<Conflist> {
     const files = nodeFiles(node.dir);
-    const conflist = calcConflist(r.cni, node, files);
     await setupNodeUplink(topology, node, onNamespace);
     await mkdir(files.netD, { recursive: true });
     await mkdir(files.cniDataDir, { recursive: true });
-    await writeFileAtomic(files.subnetEnv, formatSubnetEnv(node));
+    if (etcd !== null) {
+      const lease = await startAgent(node, files, etcd);
+      const conflist = calcConflist(r.cni, { podSubnet: lease.subnet, podGateway: lease.gateway }, files);
+      await writeFileAtomic(files.conflist, `${JSON.stringify(conflist, null, 2)}\n`);
+      progress(`node ${node.name}: ${node.address} (zone ${node.zone}), agent ready: lease ${lease.subnet}, backend ${lease.backend ?? '?'}`);
+      return conflist;
+    }
+    const subnet = plannedSubnet(node);
+    const conflist = calcConflist(r.cni, subnet, files);
+    await writeFileAtomic(files.subnetEnv, formatSubnetEnv(subnet));
     await writeFileAtomic(files.conflist, `${JSON.stringify(conflist, null, 2)}\n`);
     if (r.daemons) {
       await startDaemon({
@@ -148,15 +230,60 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
         logFile: files.cniServerLog,
         timeoutMs: options.daemonReadyTimeoutMs,
         onStarted: async (pid) => {
-          state.daemonPids[node.name] = { pid, ready: false };
+          state.daemonPids[node.name] = { pid, ready: false, kind: 'cni-server' };
           await save();
         },
       });
-      state.daemonPids[node.name] = { pid: state.daemonPids[node.name]?.pid ?? 0, ready: true };
+      state.daemonPids[node.name] = { pid: state.daemonPids[node.name]?.pid ?? 0, ready: true, kind: 'cni-server' };
       await save();
     }
-    progress(`node ${node.name}: ${node.address} (zone ${node.zone}), pods ${node.podSubnet}${r.daemons ? ', cni-server ready' : ''}`);
+    progress(`node ${node.name}: ${node.address} (zone ${node.zone}), pods ${subnet.podSubnet}${r.daemons ? ', cni-server ready' : ''}`);
     return conflist;
+  }
+
+  /** Starts the node's `weft agent`; resolves with its lease once subnet.env exists and the agent reports ready. */
+  async function startAgent(node: NodePlan, files: NodeFiles, plan: EtcdPlan): Promise<NodeLease> {
+    const pid = await startDaemon({
+      ns: node.ns,
+      argv: agentArgv({ weftBin: WEFT_BIN, etcd: plan, api: r.etcdApi, prefix: ETCD_PREFIX, leaseTtl: r.leaseTtl, files }),
+      env: agentEnv(node.name),
+      isReady: () => agentReady(files),
+      readyMeans: `write ${files.subnetEnv} and report ready on ${files.agentSocket}`,
+      pollMs: 100,
+      logFile: files.agentLog,
+      timeoutMs: options.daemonReadyTimeoutMs ?? 30_000,
+      onStarted: async (started) => {
+        state.daemonPids[node.name] = { pid: started, ready: false, kind: 'agent' };
+        await save();
+      },
+    });
+    const status = await agentStatus(files);
+    const lease = status === undefined ? undefined : leaseOf(status);
+    if (lease === undefined) throw new WeftError('WEFT_LAB', `the agent of ${node.name} reported ready without a lease; see ${files.agentLog}`);
+    state.daemonPids[node.name] = { pid, ready: true, kind: 'agent' };
+    (state.leases ??= {})[node.name] = lease;
+    await save();
+    return lease;
+  }
+
+  /** Until every agent has seen every other node's lease and programmed it once, so a `check` right after `up` is meaningful. */
+  async function waitForPeers(): Promise<void> {
+    const want = topology.nodes.length - 1;
+    const deadline = Date.now() + (options.peersTimeoutMs ?? 30_000);
+    let behind: string[];
+    for (;;) {
+      const seen = await Promise.all(topology.nodes.map(async (n) => ({ n, s: await agentStatus(nodeFiles(n.dir)) })));
+      behind = seen.filter(({ s }) => s === undefined || s.lastSync === null || s.peers.length < want).map(({ n, s }) => `${n.name} (${s === undefined ? 'not answering' : `${s.peers.length} of ${want} peers`})`);
+      if (behind.length === 0) {
+        progress(`agents: every node has its ${want} peer(s) programmed`);
+        return;
+      }
+      if (Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const message = `not every agent sees all the other nodes after ${(options.peersTimeoutMs ?? 30_000) / 1000} s: ${behind.join(', ')}; see the agents' logs (<node dir>/agent.log)`;
+    log.warn({ lab: r.name, behind }, message);
+    progress(`warning: ${message}`);
   }
 }
 

@@ -72,7 +72,7 @@ async function fullCycle(name: string, upArgs: string[]): Promise<void> {
   ]);
   for (const n of status.nodes) {
     assert.equal(n.pods.length, 3);
-    const prefix = n.podSubnet.replace(/0\/24$/, '');
+    const prefix = (n.podSubnet ?? '').replace(/0\/24$/, '');
     for (const p of n.pods) assert.ok(p.addresses[0]?.startsWith(prefix), `${p.name} ${p.addresses[0]} in ${n.podSubnet}`);
   }
   assert.equal((await labNamespaces(name)).length, 2 + 1 + 1 + 2 + 6);

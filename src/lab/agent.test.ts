@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { agentArgv, agentEnv, leaseOf, subnetGateway } from './agent.ts';
+import { etcdArgv, networkConfig } from './etcd.ts';
+import { nodeFiles } from './paths.ts';
+import { calcTopology } from './topology.ts';
+
+const t = calcTopology({ name: 'x', nodes: 2, podsPerNode: 1, labDir: '/run/weft/lab/x', store: 'etcd' });
+const etcd = t.etcd;
+assert.ok(etcd);
+
+test('the agent gets flanneld flags pointing at the lab etcd and at its own node directory', () => {
+  const argv = agentArgv({ weftBin: '/w/bin/weft', etcd, api: 'v2', prefix: '/coreos.com/network', leaseTtl: '30s', files: nodeFiles('/run/weft/lab/x/n2') });
+  assert.deepEqual(argv, [
+    '/w/bin/weft', 'agent',
+    '--etcd-endpoints', 'http://172.31.1.5:2379',
+    '--etcd-api', 'v2',
+    '--etcd-prefix', '/coreos.com/network',
+    '--subnet-file', '/run/weft/lab/x/n2/subnet.env',
+    '--status-socket', '/run/weft/lab/x/n2/agent.sock',
+    '--subnet-lease-ttl', '30s',
+    '--subnet-lease-renew-margin', '10s',
+    '--ip-masq',
+  ]);
+});
+
+test("the agent's environment names its node", () => {
+  assert.equal(agentEnv('n2', { PATH: '/bin' }).NODE_NAME, 'n2');
+  assert.equal(agentEnv('n2', { PATH: '/bin' }).PATH, '/bin');
+});
+
+test('a lease subnet’s gateway is its first address', () => {
+  assert.equal(subnetGateway('10.16.85.0/24'), '10.16.85.1');
+  assert.equal(subnetGateway('10.16.85.7/24'), '10.16.85.1');
+  assert.equal(subnetGateway('10.16.0.0/16'), '10.16.0.1');
+  for (const bad of ['10.16.85.0', '10.16.85.0/31', '10.16.300.0/24', 'x/24']) assert.throws(() => subnetGateway(bad), RangeError, bad);
+});
+
+test('leaseOf reads the agent status fields the lab records', () => {
+  const status = {
+    node: 'h', mode: 'etcd' as const, ready: true, publicIp: '172.31.1.11', interface: 'eth0', backend: 'vxlan',
+    store: { kind: 'etcd-v3', endpoints: [], prefix: '/p' }, lease: { subnet: '10.16.9.0/24', expiresAt: null, reservation: false },
+    mtu: 1450, peers: [], lastSync: null, errors: [],
+  };
+  assert.deepEqual(leaseOf(status), { subnet: '10.16.9.0/24', gateway: '10.16.9.1', backend: 'vxlan', publicIp: '172.31.1.11' });
+  assert.equal(leaseOf({ ...status, lease: null }), undefined);
+});
+
+test('etcd listens on its underlay address (and loopback), serves v2, and keeps its data in the lab directory', () => {
+  const argv = etcdArgv('x', etcd);
+  const flag = (f: string): string | undefined => argv[argv.indexOf(f) + 1];
+  assert.equal(argv[0], '/usr/bin/etcd');
+  assert.equal(flag('--listen-client-urls'), 'http://172.31.1.5:2379,http://127.0.0.1:2379');
+  assert.equal(flag('--advertise-client-urls'), 'http://172.31.1.5:2379');
+  assert.equal(flag('--data-dir'), '/run/weft/lab/x/etcd/data');
+  assert.ok(argv.includes('--enable-v2=true'));
+});
+
+test('the network config is flannel’s JSON', () => {
+  assert.equal(networkConfig('10.16.0.0/16', 'host-gw'), '{"Network":"10.16.0.0/16","Backend":{"Type":"host-gw"}}');
+});

@@ -1,0 +1,77 @@
+// The node agent (store etcd): one `weft agent` per node, inside the node's namespace, as
+// flanneld runs on a real node. It leases the node's subnet from the lab's etcd, writes the
+// node's subnet.env, programs routes to the other nodes, installs the masquerade rules, and
+// serves the node's CNI requests on @weft-cni (so it replaces the cni-server).
+import { fetchStatus, type AgentStatus } from '../agent/status.ts';
+import type { NodeFiles } from './paths.ts';
+import { exists } from './processes.ts';
+import type { NodeLease } from './state.ts';
+import type { EtcdApi } from './store-kinds.ts';
+import type { EtcdPlan } from './topology.ts';
+
+export const LEASE_RENEW_MARGIN = '10s';
+export const DEFAULT_LEASE_TTL = '30s';
+
+export interface AgentArgs {
+  weftBin: string;
+  etcd: EtcdPlan;
+  api: EtcdApi;
+  prefix: string;
+  leaseTtl: string;
+  files: NodeFiles;
+}
+
+export function agentArgv(a: AgentArgs): string[] {
+  return [
+    a.weftBin, 'agent',
+    '--etcd-endpoints', a.etcd.clientUrl,
+    '--etcd-api', a.api,
+    '--etcd-prefix', a.prefix,
+    '--subnet-file', a.files.subnetEnv,
+    '--status-socket', a.files.agentSocket,
+    '--subnet-lease-ttl', a.leaseTtl,
+    '--subnet-lease-renew-margin', LEASE_RENEW_MARGIN,
+    '--ip-masq',
+  ];
+}
+
+/** The agent's environment: its node name (the agent reports NODE_NAME, as flanneld reads it). */
+export function agentEnv(nodeName: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, NODE_NAME: nodeName };
+}
+
+/** The agent's status, or undefined while it does not answer (starting, dead). */
+export async function agentStatus(files: NodeFiles): Promise<AgentStatus | undefined> {
+  try {
+    return await fetchStatus(files.agentSocket);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ready for pods: subnet.env written and the agent says ready (what `weft status --json` shows). */
+export async function agentReady(files: NodeFiles): Promise<boolean> {
+  if (!(await exists(files.subnetEnv))) return false;
+  return (await agentStatus(files))?.ready === true;
+}
+
+/** The lease a ready agent reports, in the lab's terms. */
+export function leaseOf(s: AgentStatus): NodeLease | undefined {
+  if (s.lease === null) return undefined;
+  return { subnet: s.lease.subnet, gateway: subnetGateway(s.lease.subnet), backend: s.backend, publicIp: s.publicIp };
+}
+
+/** The first address of an IPv4 subnet (10.16.85.0/24 → 10.16.85.1): cni0's. */
+export function subnetGateway(subnet: string): string {
+  const [address = '', prefix = ''] = subnet.split('/');
+  const octets = address.split('.').map(Number);
+  const bits = /^\d{1,2}$/.test(prefix) ? Number(prefix) : NaN;
+  if (octets.length !== 4 || octets.some((o) => !Number.isInteger(o) || o < 0 || o > 255) || !(bits >= 0 && bits <= 30)) {
+    throw new RangeError(`not an IPv4 subnet: ${subnet}`);
+  }
+  const [a = 0, b = 0, c = 0, d = 0] = octets;
+  const n = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  const g = (((n & mask) >>> 0) + 1) >>> 0;
+  return [g >>> 24, (g >>> 16) & 255, (g >>> 8) & 255, g & 255].join('.');
+}

@@ -1,0 +1,79 @@
+// The pod-outside probe, which checks masquerading for real: a UDP echo in the outside host
+// reports the source address each datagram arrived with, and the probe passes only when a
+// pod got an answer and the outside host saw the pod's node address (not the pod's own). The
+// outside host has no route to the cluster network, so an unmasqueraded datagram still
+// arrives (and is reported, as `source_seen`) but its answer cannot come back.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { WeftError } from '../errors.ts';
+import { execInNetns, netnsPath } from './netns.ts';
+
+export const UDP_ECHO_SCRIPT = fileURLToPath(new URL('./udp-echo.ts', import.meta.url));
+const NODE = [process.execPath, '--disable-warning=ExperimentalWarning'];
+
+export interface OutsideEcho {
+  address: string;
+  port: number;
+  /** Source address the echo saw, by nonce. */
+  seen: Map<string, string>;
+  stop(): Promise<void>;
+}
+
+/** Starts the echo in the outside host's namespace; it ends with stop(), or by itself when this process ends. */
+export async function startOutsideEcho(ns: string, address: string, maxSeconds = 600): Promise<OutsideEcho> {
+  const child = spawn('nsenter', [`--net=${netnsPath(ns)}`, '--', ...NODE, UDP_ECHO_SCRIPT, 'serve', address, String(maxSeconds)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const seen = new Map<string, string>();
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.on('error', (e) => reject(new WeftError('WEFT_LAB', `cannot start the UDP echo in ${ns}: ${e.message}`)));
+    void exited.then(() => reject(new WeftError('WEFT_LAB', `the UDP echo in ${ns} exited before it listened: ${stderr.trim()}`)));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const [word, a, b] = line.split(' ');
+      if (word === 'port') resolve(Number(a));
+      else if (word === 'seen' && a !== undefined && b !== undefined) seen.set(a, b);
+    });
+  });
+  return {
+    address,
+    port,
+    seen,
+    async stop() {
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface OutsideProbeResult {
+  ok: boolean;
+  rttMs: number | null;
+  /** The source address the outside host saw (null: nothing arrived). */
+  sourceSeen: string | null;
+}
+
+/** One probe from a pod: ok when the echo answered and saw `expectSource`. */
+export async function probeOutside(echo: OutsideEcho, podNs: string, expectSource: string, o: { attempts?: number; waitSeconds?: number } = {}): Promise<OutsideProbeResult> {
+  const nonce = randomBytes(8).toString('hex');
+  const attempts = o.attempts ?? 3;
+  const waitMs = (o.waitSeconds ?? 1) * 1000;
+  const r = await execInNetns(podNs, [...NODE, UDP_ECHO_SCRIPT, 'probe', echo.address, String(echo.port), nonce, String(attempts), String(waitMs)], {
+    timeoutMs: attempts * waitMs + 10_000,
+  });
+  let reply: { ok?: unknown; seen?: unknown; rtt_ms?: unknown } = {};
+  try {
+    reply = JSON.parse(r.stdout) as typeof reply;
+  } catch {
+    // no answer line: the probe process failed; count it as unanswered
+  }
+  const sourceSeen = typeof reply.seen === 'string' ? reply.seen : (echo.seen.get(nonce) ?? null);
+  const answered = reply.ok === true && typeof reply.rtt_ms === 'number';
+  return { ok: answered && sourceSeen === expectSource, rttMs: answered ? Math.round((reply.rtt_ms as number) * 1000) / 1000 : null, sourceSeen };
+}
