@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 npx weft lab down --name demo >/dev/null 2>&1 || true
-npx weft lab up --name demo --nodes 3 --pods-per-node 3
+npx weft lab up --name demo --nodes 3 --pods-per-node 2 --store etcd
 npx weft lab status --name demo
 npx weft lab check --name demo
 cat <<'MSG'
