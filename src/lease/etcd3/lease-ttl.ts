@@ -40,6 +40,7 @@ export class LeanLeaseTtlClient {
   readonly #o: LeanTtlOptions;
   #session: http2.ClientHttp2Session | undefined;
   #endpoint = 0;
+  #inflight = 0;
 
   constructor(options: LeanTtlOptions) {
     this.#o = options;
@@ -76,23 +77,36 @@ export class LeanLeaseTtlClient {
       te: 'trailers',
       ...(token ? { token } : {}),
     };
+    // An idle session must not keep the process alive, a busy one must.
+    if (this.#inflight++ === 0) session.ref();
+    const settle = (): void => {
+      if (--this.#inflight === 0 && !session.destroyed) session.unref();
+    };
     return new Promise<number>((resolve, reject) => {
-      const stream = session.request(headers, { signal: AbortSignal.timeout(this.#o.timeoutMs) });
+      const stream = session.request(headers);
       const chunks: Buffer[] = [];
       let status: { code: number; message: string } | undefined;
+      let failure: Error | undefined;
       const takeStatus = (h: http2.IncomingHttpHeaders): void => {
         const code = h['grpc-status'];
         if (code !== undefined) status = { code: Number(code), message: decodeURIComponent(String(h['grpc-message'] ?? '')) };
       };
+      stream.setTimeout(this.#o.timeoutMs, () => {
+        failure = new Error(`LeaseTimeToLive: no answer within ${this.#o.timeoutMs} ms`);
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+      });
       stream.on('response', takeStatus);
       stream.on('trailers', takeStatus);
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('error', (e) => {
-        if (!this.#session || this.#session === session) this.#drop(session);
-        reject(e);
+        failure ??= e;
+        this.#drop(session);
       });
-      stream.on('end', () => {
-        if (!status) return reject(new Error('LeaseTimeToLive: no gRPC status'));
+      // 'close' comes last, after the trailers, an error or a reset: settle here, once.
+      stream.on('close', () => {
+        settle();
+        if (failure) return reject(failure);
+        if (!status) return reject(new Error(`LeaseTimeToLive: no gRPC status (stream reset with code ${stream.rstCode})`));
         if (status.code === GRPC_NOT_FOUND) return resolve(-1);
         if (status.code !== 0) return reject(new GrpcStatusError(status.code, status.message));
         try {
