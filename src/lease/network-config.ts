@@ -25,7 +25,7 @@ export interface BackendConfig {
   readonly vni: number;
   /** VXLAN UDP port; flannel's 0 ("kernel default") is normalised to 8472. */
   readonly port: number;
-  /** Device MTU; undefined = the underlay's MTU minus the encapsulation overhead. */
+  /** flannel's Backend.MTU: the underlay MTU to assume (the device gets 50 bytes less for vxlan); undefined = the external interface's. */
   readonly mtu: number | undefined;
   readonly gbp: boolean;
   readonly learning: boolean;
