@@ -74,6 +74,18 @@ export function registerAgent(program: Command): void {
   });
 
   program
+    .command('uninstall')
+    .description("remove what the agent installed on this node: masquerade/forward rules, flannel.<VNI> devices, its routes, subnet.env (stop the agent first)")
+    .option('--subnet-file <path>', "this node's subnet.env (names the rules to remove)", DEFAULT_AGENT_OPTIONS.subnetFile)
+    .option('--json', 'print what was removed as JSON')
+    .action(async (o: { subnetFile: string; json?: boolean }) => {
+      const { uninstall } = await import('../agent/uninstall.ts');
+      const report = await uninstall({ subnetFile: o.subnetFile, log: createLogger({ name: 'weft-uninstall', fd: 2, level: 'warn' }) });
+      if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else process.stdout.write(`removed: ${report.firewallRules ? 'masquerade/forward rules, ' : ''}${report.devices.length} device(s) ${report.devices.join(' ')}, ${report.routes} route(s)${report.subnetFile ? `, ${o.subnetFile}` : ''}\n`);
+    });
+
+  program
     .command('status')
     .description('what the agent on this node reports: node, lease, backend, peers, last sync, errors')
     .option('--socket <path>', 'the agent status socket', DEFAULT_AGENT_OPTIONS.statusSocket)
