@@ -41,8 +41,10 @@ async function untilReady<T>(what: string, log: Logger, attempt: () => Promise<T
       return await attempt();
     } catch (e) {
       if (!isWeftError(e, 'WEFT_NOT_READY') || stopped()) throw e;
-      if (e.message !== last) log.warn({ err: e.message }, `${what}: not ready yet; retrying every ${retryDelayMs / 1000}s`);
-      last = e.message;
+      // gRPC puts a timestamp into its messages: compare without it, so each reason is logged once.
+      const reason = e.message.replace(/\(?\d{4}-\d\d-\d\dT[\d:.]+Z\)?/g, '');
+      if (reason !== last) log.warn({ err: e.message }, `${what}: not ready yet; retrying every ${retryDelayMs / 1000}s`);
+      last = reason;
       await sleep(retryDelayMs);
     }
   }
