@@ -27,8 +27,9 @@
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
 
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[256];
+/* An Error like Node's system errors: message "<what>: <strerror>", .code "ENOENT", .errno. */
+static napi_value errno_error(napi_env env, const char *what, int err) {
+  char msg[4300];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
   napi_value code, message, error, errnum;
   napi_create_string_utf8(env, strerrorname_np(err) ? strerrorname_np(err) : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
@@ -37,7 +38,11 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   napi_create_int32(env, err, &errnum);
   napi_set_named_property(env, error, "errno", errnum);
   napi_set_named_property(env, error, "code", code);
-  napi_throw(env, error);
+  return error;
+}
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  napi_throw(env, errno_error(env, what, err));
   return NULL;
 }
 
@@ -277,17 +282,10 @@ static void async_complete(napi_env env, napi_status status, void *data) {
     napi_create_buffer_copy(env, (size_t)r->reply_len, r->reply, &copy, &buffer);
     napi_resolve_deferred(env, r->deferred, buffer);
   } else {
-    char msg[4200];
-    int err = r->err ? r->err : EIO;
-    snprintf(msg, sizeof msg, "%s%s%s: %s", r->failed ? r->failed : "netlink request",
-             r->has_netns ? " in " : "", r->has_netns ? r->netns : "", strerror(err));
-    napi_value code, message, error, errnum;
-    napi_create_string_utf8(env, strerrorname_np(err) ? strerrorname_np(err) : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, code, message, &error);
-    napi_create_int32(env, err, &errnum);
-    napi_set_named_property(env, error, "errno", errnum);
-    napi_set_named_property(env, error, "code", code);
+    char what[4200];
+    snprintf(what, sizeof what, "%s%s%s", r->failed ? r->failed : "netlink request",
+             r->has_netns ? " in " : "", r->has_netns ? r->netns : "");
+    napi_value error = errno_error(env, what, r->err ? r->err : EIO);
     napi_reject_deferred(env, r->deferred, error);
   }
   napi_delete_async_work(env, r->work);
