@@ -11,7 +11,7 @@ function where(url: string): string {
   if (pkg) return `npm:${pkg[1]}`;
   const src = /\/(src|benchmarks)\/(.+)$/.exec(url);
   if (src) return `${src[1]}/${src[2]}`;
-  if (url.startsWith('node:')) return 'node internals';
+  if (url.startsWith('node:')) return url.replace(/^node:internal\//, 'node:');
   return url.replace(/^file:\/\//, '');
 }
 

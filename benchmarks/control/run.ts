@@ -41,7 +41,9 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '3' },
     leases: { type: 'string', default: '100' },
     sizes: { type: 'string', default: '0,1000,5000' },
-    launchers: { type: 'string', default: 'source,bundle' },
+    launchers: { type: 'string', default: 'source,bundle,bundle-semi1' },
+    /** Extra NODE_OPTIONS for the cold-started agents (investigation, e.g. --max-semi-space-size=1). */
+    'agent-node-options': { type: 'string', default: '' },
     'cpu-prof': { type: 'boolean', default: true },
     write: { type: 'boolean', default: true },
   },
@@ -61,10 +63,14 @@ function int(name: string, text: string | undefined, min: number, max: number): 
 const rounds = int('rounds', opts.rounds, 1, 20);
 const leaseCount = int('leases', opts.leases, 1, 250); // free /24s of the lab's 10.16.0.0/16
 const sizes = (opts.sizes ?? '').split(',').map((s) => int('sizes', s.trim(), 0, 20000));
-type Launcher = 'source' | 'bundle';
-const LAUNCHERS: Record<Launcher, string> = { source: 'bin/weft (TypeScript sources)', bundle: 'node build/weft.mjs (esbuild bundle)' };
+type Launcher = 'source' | 'bundle' | 'bundle-semi1';
+const LAUNCHERS: Record<Launcher, string> = {
+  source: 'bin/weft (TypeScript sources)',
+  bundle: 'node build/weft.mjs (esbuild bundle)',
+  'bundle-semi1': 'node --max-semi-space-size=1 build/weft.mjs (bundle, 1 MB young generation)',
+};
 const launchers = (opts.launchers ?? '').split(',').map((s) => s.trim()).filter(Boolean) as Launcher[];
-for (const l of launchers) if (!(l in LAUNCHERS)) throw new Error(`--launchers: unknown ${l} (source, bundle)`);
+for (const l of launchers) if (!(l in LAUNCHERS)) throw new Error(`--launchers: unknown ${l} (${Object.keys(LAUNCHERS).join(', ')})`);
 const BUNDLE = join(ROOT, 'build', 'weft.mjs');
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
@@ -152,11 +158,13 @@ async function coldStart(state: LabState, size: number, launcher: Launcher, roun
     const logFile = join(dir, 'agent.log');
     const fd = openSync(logFile, 'w');
     const env: NodeJS.ProcessEnv = { ...process.env, NODE_NAME: `cold${k}` };
+    if (opts['agent-node-options']) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${opts['agent-node-options']}`.trim();
     if (profileDir) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`.trim();
     const sock = join(dir, 'agent.sock');
     const wall0 = Date.now();
     const t0 = hrMs();
-    const exe = launcher === 'source' ? [WEFT] : [NODE, '--disable-warning=ExperimentalWarning', BUNDLE];
+    const exe = launcher === 'source' ? [WEFT]
+      : [NODE, '--disable-warning=ExperimentalWarning', ...(launcher === 'bundle-semi1' ? ['--max-semi-space-size=1'] : []), BUNDLE];
     const agent = spawn('nsenter', [`--net=/run/netns/${ns}`, ...exe, 'agent',
       '--etcd-endpoints', state.topology.etcd!.clientUrl, '--etcd-api', 'v3', '--etcd-prefix', coldPrefix(size),
       '--subnet-file', join(dir, 'subnet.env'), '--status-socket', sock, '--ip-masq'], { stdio: ['ignore', fd, fd], env });
@@ -315,6 +323,40 @@ function phaseTable(runs: ColdRun[]): string {
   return lines.join('\n');
 }
 
+/** Plain statements computed from this run's numbers. */
+function explain(convergence: ConvergeResult[], cold: ColdRun[], mem: MemProbe[]): string {
+  const parts: string[] = [];
+  const adds = convergence.flatMap((c) => Object.values(c.add).flat()).filter((x): x is number => x !== null);
+  if (adds.length > 0) {
+    parts.push(`A new lease reaches a peer's kernel in ${msText(percentile(adds, 50))} ms at the median and ${msText(percentile(adds, 99))} ms at p99 (both nodes pooled): one etcd watch event, then one reconcile (three netlink dumps, one batch).`);
+  }
+  const med = (l: Launcher, size: number, f: (r: ColdRun) => number): number => median(cold.filter((r) => r.launcher === l && r.size === size).map(f));
+  const big = Math.max(...sizes);
+  for (const l of launchers) {
+    if (big === 0 || !cold.some((r) => r.launcher === l && r.size === big)) continue;
+    const load = med(l, big, (r) => r.phases['first log line'] ?? NaN);
+    const iface = med(l, big, (r) => r.phases['external interface'] ?? NaN);
+    const leased = med(l, big, (r) => r.phases['lease acquired'] ?? NaN);
+    const synced = med(l, big, (r) => r.phases['data plane reconciled'] ?? NaN);
+    const ready = med(l, big, (r) => r.readyMs);
+    parts.push(`${LAUNCHERS[l]}, ${big} leases, ready after ${msText(ready)} ms: start-up and module loading until the first log line ${msText(load)} ms; etcd, config and interface ${msText(iface - load)} ms; listing the leases and acquiring one ${msText(leased - iface)} ms; listing them again for the peer watch and programming every peer ${msText(synced - leased)} ms.`);
+  }
+  parts.push('At start the agent lists all leases three times (its own lease by PublicIP, in acquire, for the peer watch); the first listing also asks etcd for every subnet lease\'s TTL (one LeaseTimeToLive call per etcd lease, over the lean HTTP/2 client), the others hit its TTL cache. Programming N peers is one netlink batch of 3N requests (neighbour, FDB entry, route) after three dumps.');
+  const rss = (l: Launcher, size: number): number => med(l, size, (r) => r.rssSettledMb);
+  const slopes = launchers.filter(() => sizes.length > 1).map((l) => {
+    const [a, b] = [Math.min(...sizes.filter((x) => x > 0)), Math.max(...sizes)];
+    return a < b ? `${LAUNCHERS[l]} ${((1024 * (rss(l, b) - rss(l, a))) / (b - a)).toFixed(0)} KB per lease between ${a} and ${b}` : '';
+  }).filter(Boolean);
+  const m = (w: string): number => median(mem.filter((p) => p.what.startsWith(w)).map((p) => p.rssMb));
+  if (mem.length > 0) {
+    parts.push(`Memory: a bare Node is ${num(m('node alone'))} MB; importing etcd3 (with @grpc/grpc-js and protobufjs) makes it ${num(m('node + import etcd3'))} MB; the agent's whole module graph, loaded from TypeScript, ${num(m('node + import src/agent'))} MB, before any lease. The bundle avoids Node's TypeScript stripper (amaro, a WebAssembly build of SWC) and starts ${num(rss('source', 0) - rss('bundle', 0))} MB lower (${num(rss('bundle', 0))} MB at 0 leases). Growth: ${slopes.join('; ')}.`);
+  }
+  if (launchers.includes('bundle-semi1') && launchers.includes('bundle')) {
+    parts.push(`A 1 MB young generation (--max-semi-space-size=1) changes RSS at ${sizes.map((sz) => `${sz} leases from ${num(rss('bundle', sz))} to ${num(rss('bundle-semi1', sz))} MB`).join(', ')} and time to ready ${sizes.map((sz) => `at ${sz} from ${msText(med('bundle', sz, (r) => r.readyMs))} to ${msText(med('bundle-semi1', sz, (r) => r.readyMs))} ms`).join(', ')}: much of the growth is young-generation garbage that V8 keeps mapped, not live data.`);
+  }
+  return parts.join(' ');
+}
+
 // --- main ------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -409,10 +451,12 @@ async function main(): Promise<number> {
       `Convergence: the benchmark re-execs itself inside the etcd member's namespace; that process writes each lease with the etcd v3 API exactly as flanneld stores one (key \`/coreos.com/network/subnets/10.16.X.0-24\`, value \`{"PublicIP":…,"PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":<random>}}\`, attached to its own etcd lease of 600 s; fake PublicIPs on the zone segments) and watches both nodes' kernels with \`ip -n <node> monitor route\`; a sample is the time from just before the put to the monitor's line for that subnet's route on flannel.1 (one monotonic clock, in one process). A missed sample (none within 10 s) counts as infinite. ` +
       `Cold start: ${sizes.join(', ')} leases written beforehand under their own prefix (\`/weft-bench/cold<N>\`, network config ${COLD_CONFIG}, one etcd lease of 1 h per subnet lease as flanneld grants them, /24s 10.0.1.0, 10.0.2.0, …; PublicIPs spread over 172.31.1.20–219 and 172.31.2.20–219, random VtepMACs). ` +
       `Each run creates a fresh namespace plugged into zone a (${COLD_ADDRESS}/24) and starts \`bin/weft agent --etcd-api v3 --etcd-prefix /weft-bench/cold<N> --ip-masq …\` in it with nsenter; "ready" is the first answer on its status socket (polled every 20 ms) with ready = true, a lastSync and all N peers; "last route" is when \`ip monitor route\` in that namespace showed the N-th route on flannel.1, and the routes are then counted with \`ip route\`. RSS is VmRSS from /proc/<pid>/status at ready and 3 s later; VmHWM is the peak. After each run the agent is stopped, its own lease deleted and its namespace removed. The sizes rotate their order every round.`,
+    '',
+    `**What explains the numbers.** ${explain(convergence, cold, mem)}`,
     ...(coldErrors.length > 0 ? ['', `Errors the cold-started agents reported: ${coldErrors.slice(0, 5).join('; ')}`] : []),
   ].join('\n');
 
-  process.stdout.write(`\n${convergenceTable(convergence)}\n\n${coldTable(cold)}\n\n${phaseTable(cold)}\n\n${profile}\n\n${memTable(mem)}\n`);
+  process.stdout.write(`\n${explain(convergence, cold, mem)}\n\n${convergenceTable(convergence)}\n\n${coldTable(cold)}\n\n${phaseTable(cold)}\n\n${profile}\n\n${memTable(mem)}\n`);
   if (opts.write) {
     writeSection(join(ROOT, 'BENCHMARKS.md'), 'control', body);
     process.stdout.write(`\nwrote ${join(ROOT, 'BENCHMARKS.md')}\n`);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { labDown } from '../../src/lab/index.ts';
-import { cleanup, cleanupOnSignals, machineFacts, median, num, untrackLab, withRange, writeSection } from './common.ts';
+import { cleanup, cleanupOnSignals, machineFacts, median, mustRun, num, untrackLab, withRange, writeSection } from './common.ts';
 import { buildLab, LABELS, VARIANTS, type BuiltLab, type Pair, type PairKind, type VariantName } from './labs.ts';
 import { bridgeNetfilter, counters, iperf, offloads, ping, TWEAKS, withTweak, type Rtt, type Throughput, type Tweak } from './measure.ts';
 
@@ -58,6 +58,8 @@ const tput = new Map<string, TputSample[]>();
 const rtt = new Map<string, RttSample[]>();
 const inv = new Map<string, TputSample[]>(); // tweak|variant|pair
 const packetSizes: string[] = [];
+/** `ip -d link show flannel.1` per VXLAN variant, with the per-node parts (MAC, local address) masked. */
+const vxlanDevices = new Map<VariantName, string>();
 const problems: string[] = [];
 
 const push = <T>(m: Map<string, T[]>, k: string, x: T): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(x);
@@ -243,6 +245,16 @@ function findings(): string {
       parts.push(`${t.name} on ${LABELS[v]} ${kind}: pod/node ${with_.toFixed(2)} with, ${without.toFixed(2)} without (pod ${num(median(s.map((x) => x.pod.gbps)))} vs ${num(median(base.map((x) => x.pod.gbps)))} Gbit/s).`);
     }
   }
+  if (inv.has(`notrack|auto|same-zone`) || inv.has(`notrack|vxlan|cross-zone`)) {
+    parts.push('NOTRACK is only a measurement here, not a change for weft to ship: with kube-proxy, the reply of a Service backend pod to a client pod is addressed pod to pod and must be un-DNATed by conntrack.');
+  }
+  const devs = [...vxlanDevices];
+  if (devs.length > 1) {
+    const same = new Set(devs.map(([, d]) => d)).size === 1;
+    parts.push(same
+      ? `weft's flannel.1 and the hand-built one are the same device (\`ip -d link\` identical once the MAC and node address are masked: ${devs[0]![1]}), with the same per-peer neighbour, FDB entry and onlink route, so weft VXLAN and the flannel-equivalent should only differ by noise.`
+      : `The flannel.1 devices differ: ${devs.map(([v, d]) => `${LABELS[v]}: ${d}`).join(' / ')}.`);
+  }
   parts.push('Single runs vary a lot on this shared machine (see every round below, with the 1-minute load at the start of each measurement): even node↔node alone ranges over ±30 % between runs, so differences of that size between two medians are not significant.');
   return parts.join(' ');
 }
@@ -266,6 +278,14 @@ async function main(): Promise<number> {
     ? await Promise.all(['eth0', 'flannel.1', 'cni0'].map((d) => offloads(weftLab.state.topology.nodes[0]!.ns, d)))
     : [];
   for (const lab of labs.values()) for (const pair of lab.pairs) await packetSizeCheck(lab, pair);
+  for (const lab of labs.values()) {
+    if (lab.variant === 'host-gw') continue;
+    const n = lab.state.topology.nodes[0]!;
+    const d = await mustRun(['ip', '-n', n.ns, '-d', 'link', 'show', 'flannel.1']);
+    vxlanDevices.set(lab.variant, d.replace(/^\d+: /, '').replace(/link\/ether \S+ brd \S+/, 'link/ether <mac>').replaceAll(n.address, '<node>')
+      .replace(/ (qlen|promiscuity|allmulti|minmtu|maxmtu|numtxqueues|numrxqueues|gso_max_size|gso_max_segs|tso_max_size|tso_max_segs|gro_max_size|gso_ipv4_max_size|gro_ipv4_max_size) \d+/g, '')
+      .replace(/\s+/g, ' ').trim());
+  }
 
   const orders: string[] = [];
   for (let round = 1; round <= rounds; round++) {
