@@ -51,18 +51,6 @@ async function untilReady<T>(what: string, log: Logger, attempt: () => Promise<T
 }
 
 export async function startAgent(opts: AgentOptions, log: Logger): Promise<RunningAgent> {
-  // gRPC keeps no reference on the event loop while a call is in flight; without this, a
-  // process whose only pending work is an etcd request would simply exit.
-  const hold = setInterval(() => undefined, 1 << 30);
-  try {
-    return await runAgent(opts, log, hold);
-  } catch (e) {
-    clearInterval(hold);
-    throw e;
-  }
-}
-
-async function runAgent(opts: AgentOptions, log: Logger, hold: NodeJS.Timeout): Promise<RunningAgent> {
   let stopping = false;
   const errors: { at: string; message: string }[] = [];
   const noteError = (message: string): void => {
@@ -175,7 +163,7 @@ async function runAgent(opts: AgentOptions, log: Logger, hold: NodeJS.Timeout): 
     async stop() {
       stopping = true;
       ready = false;
-      for (const t of [...timers, hold]) clearInterval(t);
+      for (const t of timers) clearInterval(t);
       watch.close();
       manager.stop();
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
