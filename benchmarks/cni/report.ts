@@ -1,21 +1,13 @@
 // Statistics and the written report of the CNI benchmark: the table printed to stdout and the
 // section of BENCHMARKS.md between the bench:cni markers.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { median } from '../stats.ts';
+
+export { median, percentile } from '../stats.ts';
 
 export const START_MARKER = '<!-- bench:cni:start -->';
 export const END_MARKER = '<!-- bench:cni:end -->';
 
-/** Nearest-rank percentile (p in 0..100) of unsorted samples. */
-export function percentile(samples: readonly number[], p: number): number {
-  if (samples.length === 0) return NaN;
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[rank - 1]!;
-}
-
-export function median(xs: readonly number[]): number {
-  return percentile(xs, 50);
-}
 
 /** One variant's figures in one round, all in milliseconds. */
 export interface Figures {

@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runInner, type InnerResult, type InnerSpec } from './inner.ts';
 import { must } from './exec.ts';
+import { alive } from '../stats.ts';
 import { FIGURES, median, ms, percentile, perRoundTable, summarise, table, writeSection, type Figures, type RoundRow, type VariantSummary } from './report.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -85,15 +86,6 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** Running, and not a zombie (the cleanup runs synchronously, so exited children are not reaped yet). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 function ourNamespaces(): string[] {
   return existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${PREFIX}-`)) : [];

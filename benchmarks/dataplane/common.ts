@@ -5,18 +5,10 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { labDown } from '../../src/lab/index.ts';
+import { alive, median, percentile } from '../stats.ts';
 
-/** Nearest-rank percentile (p in 0..100) of unsorted samples. */
-export function percentile(samples: readonly number[], p: number): number {
-  if (samples.length === 0) return NaN;
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[rank - 1]!;
-}
+export { median, percentile };
 
-export function median(xs: readonly number[]): number {
-  return percentile(xs.filter(Number.isFinite), 50);
-}
 
 /** Three significant digits, or n/a. */
 export function num(x: number, digits = 3): string {
@@ -100,14 +92,6 @@ export const untrackLab = (name: string): void => void labs.delete(name);
 export const trackNamespace = (name: string): void => void namespaces.add(name);
 export const untrackNamespace = (name: string): void => void namespaces.delete(name);
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** Stops our children (SIGTERM, then SIGKILL), brings our labs down and deletes our namespaces. */
 export function cleanup(tag: string): Promise<void> {
