@@ -289,7 +289,8 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
 
   #onEvent(event: WatchEvent, gen: number): void {
     if (!this.#lease) return;
-    if (event.type === 'delete') {
+    if (event.type === 'delete' || event.type === 'skip') {
+      // A value the store refuses to hand over is no lease of ours any more.
       if (event.key === this.#lease.key) this.#checkOwn(undefined, gen);
     } else if (event.lease.key === this.#lease.key) {
       this.#checkOwn(event.lease, gen);

@@ -81,7 +81,8 @@ export class PeerSet {
   }
 
   apply(event: WatchEvent): void {
-    if (event.type === 'delete') {
+    if (event.type === 'delete' || event.type === 'skip') {
+      if (event.type === 'skip') this.#skip(event.key, event.reason);
       const key = parseLeaseKey(event.key);
       if (key.ok) this.#all.delete(subnetsId(key.value));
       return;

@@ -83,7 +83,7 @@ export class EventLog {
   }
 }
 
-export const brief = (e: WatchEvent): string => (e.type === 'put' ? `put ${e.lease.key}=${e.lease.value}` : `delete ${e.key}`);
+export const brief = (e: WatchEvent): string => (e.type === 'put' ? `put ${e.lease.key}=${e.lease.value}` : `${e.type} ${e.key}`);
 
 export function leaseStoreContract(h: ContractHarness): void {
   const timeout = h.eventTimeoutMs ?? 20_000;

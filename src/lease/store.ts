@@ -18,15 +18,32 @@ export interface StoredLease {
   version: number;
 }
 
+/**
+ * The most bytes one stored value may have. flannel's leases are under 300 bytes; anything
+ * far larger is hostile or broken, and must not be able to push a listing over a client's
+ * message limit. A store refuses such a key by name (SkippedKey) instead of failing whole.
+ */
+export const MAX_LEASE_VALUE_BYTES = 8 * 1024;
+
+/** A key a store could not hand over (too large, not decodable), named with why. */
+export interface SkippedKey {
+  key: string;
+  reason: string;
+}
+
 export interface LeaseListing {
   leases: StoredLease[];
   /** The store revision of the listing; watch from revision + 1. */
   revision: number;
+  /** Keys left out of `leases`, each with why (an oversized value, say); absent when none. */
+  skipped?: SkippedKey[];
 }
 
 export type WatchEvent =
   | { type: 'put'; lease: StoredLease; revision: number }
-  | { type: 'delete'; key: string; revision: number };
+  | { type: 'delete'; key: string; revision: number }
+  /** A key was written with a value the store refuses to hand over: treat it as gone, and report it. */
+  | { type: 'skip'; key: string; reason: string; revision: number };
 
 export interface WatchHandlers {
   onEvent(event: WatchEvent): void;
