@@ -65,6 +65,8 @@ export interface LeaseManagerEvents {
   reacquired: [event: ReacquiredEvent];
   /** Our key was rewritten with another value but the same public IP: two nodes sharing an IP? */
   conflict: [event: { lease: HeldLease; value: string }];
+  /** A renewal or a re-acquisition failed (it is retried); for status. `renewed`/`reacquired` end it. */
+  trouble: [event: { during: 'renew' | 'reacquire'; error: Error }];
 }
 
 type State = 'idle' | 'held' | 'reacquiring' | 'revoked';
@@ -77,7 +79,7 @@ function positive(name: string, value: number): number {
 export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
   readonly #store: LeaseStore;
   readonly #config: NetworkConfig;
-  readonly #attrs: LeaseAttrs;
+  #attrs: LeaseAttrs;
   readonly #previous: LeaseManagerOptions['previous'];
   readonly #ttl: number;
   readonly #marginMs: number;
@@ -138,6 +140,22 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
   /** The value this node publishes. */
   get value(): string {
     return formatLeaseValue(this.#attrs);
+  }
+
+  /**
+   * Publishes new backend attributes (a live backend change) for the lease held now: the next
+   * write of the key carries them, and that write happens at once.
+   */
+  async republish(backendType: string, backendData: unknown): Promise<void> {
+    this.#attrs = { ...this.#attrs, backendType, backendData };
+    const lease = this.#lease;
+    if (!lease || this.#state !== 'held') return; // a re-acquisition picks the new attributes up
+    // Our own key's watch compares against the held value: switch to the new one before writing it.
+    const next: HeldLease = { ...lease, attrs: this.#attrs, value: formatLeaseValue(this.#attrs) };
+    this.#lease = next;
+    const stored = await this.#store.put(next.key, next.value, next.expiresAt === null ? null : this.#ttl);
+    next.expiresAt = stored.expiresAt;
+    this.#emit('renewed', next);
   }
 
   async acquire(): Promise<HeldLease> {
@@ -246,6 +264,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       const wait = Math.max(0, Math.min(this.#retryMs, left));
       this.#log.error({ err: e, key: lease.key, expiresInSeconds: Math.round(left / 1000) },
         `renewing lease ${describeSubnets(lease.subnets)} failed; retrying in ${Math.round(wait / 1000)} s`);
+      this.#emit('trouble', { during: 'renew', error: e as Error });
       this.#timer = this.#timers.setTimeout(() => void this.#renew(gen), wait);
       return;
     }
@@ -351,6 +370,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       } catch (e) {
         if (gen !== this.#gen) return;
         this.#log.error({ err: e }, `re-acquiring a lease failed; retrying in ${this.#retryMs / 1000} s`);
+        this.#emit('trouble', { during: 'reacquire', error: e as Error });
         const w = delay(this.#timers, this.#retryMs);
         this.#wait = w;
         if (!(await w.done)) return;

@@ -228,3 +228,37 @@ describe('revocation', () => {
     assert.equal((await store.listLeases()).leases.length, 0);
   });
 });
+
+describe('republish (a live backend change)', () => {
+  it('writes the new BackendType/BackendData at once, keeps the subnet, and is not mistaken for a takeover', async (t) => {
+    const { clock, m, lease, events, stored } = await started();
+    t.after(() => m.stop());
+    await m.republish('host-gw', undefined);
+    await clock.settle();
+    const value = JSON.parse((await stored())!.value) as { BackendType: string; BackendData?: unknown };
+    assert.equal(value.BackendType, 'host-gw');
+    assert.equal(m.lease?.key, lease.key);
+    assert.deepEqual(events.revoked, []);
+    assert.equal(events.conflicts, 0);
+    // The next renewal keeps the new value.
+    await clock.advance(70 * S);
+    assert.equal((JSON.parse((await stored())!.value) as { BackendType: string }).BackendType, 'host-gw');
+  });
+
+  it('a failing renewal is reported as trouble (for status), then the renewal clears it', async (t) => {
+    const clock = new FakeClock();
+    const store = new MemoryLeaseStore({ clock });
+    let failPuts = false;
+    const { delegateStore } = await import('./testing.ts');
+    const flaky = delegateStore(store, { put: (k, v, ttl) => (failPuts ? Promise.reject(new Error('etcd unreachable')) : store.put(k, v, ttl)) });
+    const m = new LeaseManager({ store: flaky, config, publicIp: '192.168.1.10', backendType: 'host-gw', ttlSeconds: 100, renewMarginSeconds: 30, retryIntervalSeconds: 10, timers: clock, random: () => 0 });
+    const trouble: string[] = [];
+    m.on('trouble', (e) => trouble.push(`${e.during}: ${e.error.message}`));
+    await m.acquire();
+    m.start();
+    t.after(() => m.stop());
+    failPuts = true;
+    await clock.advance(70 * S);
+    assert.deepEqual(trouble, ['renew: etcd unreachable']);
+  });
+});
