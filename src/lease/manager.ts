@@ -186,12 +186,14 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
   /**
    * Watches the other nodes' leases. Filtered out as this node's own: the subnet it holds (or
    * just lost), and any lease carrying its public IP (a lease being re-acquired, a stale one);
-   * a route to ourselves over the underlay makes no sense either way.
+   * a route to ourselves over the underlay makes no sense either way. Leases outside the
+   * config's Network (or otherwise unsafe to route) are refused and listed in `rejected`.
    */
   watchPeers(onChange: (change: PeerChange) => void): PeerWatch {
     const inner = watchPeers({
       store: this.#store,
       isOwn: (id, peer) => (this.#lease !== undefined && id === subnetsId(this.#lease.subnets)) || this.#isOurs(peer.attrs),
+      bounds: this.#config,
       timers: this.#timers,
       retryIntervalMs: this.#retryMs,
       logger: this.#log,
