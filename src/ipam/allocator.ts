@@ -12,7 +12,7 @@ import { WeftError } from '../errors.ts';
 import {
   type IpAddress, type IpFamily, addressOf, compareIp, formatIp, parseAddressWithPrefix, parseIp,
 } from '../net/cidr.ts';
-import { DEFAULT_DATA_DIR, DiskStore, type Owner, type StoredAddress } from './disk-store.ts';
+import { DEFAULT_DATA_DIR, DiskStore, type Owner, type Reservation, type StoreIo, type StoredAddress } from './disk-store.ts';
 import {
   type RangeSet, allocationOrder, formatRangeSet, rangeContains, rangeFor, rangeSetCapacity,
 } from './ranges.ts';
@@ -46,6 +46,14 @@ export interface HostLocalIpamOptions {
   /** Validated range sets, from parseRangeSets(). */
   rangeSets: RangeSet[];
   lockTimeoutMs?: number;
+  /**
+   * Told about store files that cannot be owner files (oversized, unreadable), each time a
+   * request meets one; such a file's address stays reserved and other requests go on working.
+   * Throttle it per message if it goes to a log.
+   */
+  warn?: (problem: string) => void;
+  /** How the store writes files; tests replace it to inject write failures. */
+  io?: StoreIo;
 }
 
 // CNI spec rules for CNI_CONTAINERID and CNI_IFNAME; they also keep the store's file format intact.
@@ -83,7 +91,11 @@ export class HostLocalIpam {
     // when the node's subnet is unknown (subnet.env gone). Only allocate() needs ranges.
     this.network = opts.network;
     this.rangeSets = opts.rangeSets;
-    this.#store = new DiskStore(opts.dataDir ?? DEFAULT_DATA_DIR, opts.network, opts.lockTimeoutMs);
+    this.#store = new DiskStore(opts.dataDir ?? DEFAULT_DATA_DIR, opts.network, {
+      ...(opts.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: opts.lockTimeoutMs }),
+      ...(opts.io ? { io: opts.io } : {}),
+      ...(opts.warn ? { warn: opts.warn } : {}),
+    });
   }
 
   /** The store directory, <dataDir>/<network>. */
@@ -104,23 +116,25 @@ export class HostLocalIpam {
       const stored = await this.#store.list();
       this.#refuseDuplicate(stored, req);
       const taken = new Set(stored.map((s) => formatIp(s.ip)));
-      const reserved: string[] = [];
+      const reserved: Reservation[] = [];
       try {
         const allocations: Allocation[] = [];
         for (const [index, set] of this.rangeSets.entries()) {
           const requested = requestedBySet.get(index);
-          const ip = requested
-            ? await this.#reserveRequested(requested, set, index, req)
+          const reservation = requested
+            ? await this.#reserveRequested(requested, set, index, req, stored)
             : await this.#reserveNext(set, index, req, stored, taken);
-          reserved.push(formatIp(ip));
+          reserved.push(reservation);
+          const { ip } = reservation;
           const range = rangeFor(set, ip)!;
           allocations.push({ family: ip.family, address: formatIp(ip), prefix: range.subnet.prefix, gateway: formatIp(range.gateway), rangeSetIndex: index });
         }
         return allocations;
       } catch (e) {
-        // Best effort: a file we fail to remove still names its owner, so the DEL a runtime
-        // sends after a failed ADD (or gc) frees it. The original error is the one to report.
-        for (const file of reserved) await this.#store.remove(file).catch(() => undefined);
+        // Newest first, so each last_reserved_ip gets back what it held before this ADD. Best
+        // effort: a file we fail to remove still names its owner, so the DEL a runtime sends
+        // after a failed ADD (or gc) frees it. The original error is the one to report.
+        for (const r of reserved.reverse()) await this.#store.undo(r).catch(() => undefined);
         throw e;
       }
     });
@@ -159,7 +173,9 @@ export class HostLocalIpam {
     const keys = new Set(valid.map((a) => key(a.containerId, a.ifname)));
     const containers = new Set(valid.map((a) => a.containerId));
     return this.#store.locked(async () => {
-      const stale = (await this.#store.list()).filter(({ owner }) => {
+      const stale = (await this.#store.list()).filter(({ owner, problem }) => {
+        // A file we cannot read is not ours to judge; warn() has named it.
+        if (problem !== undefined) return false;
         if (owner === undefined) return true;
         if (owner.ifname === undefined) return !containers.has(owner.containerId);
         return !keys.has(key(owner.containerId, owner.ifname));
@@ -214,18 +230,21 @@ export class HostLocalIpam {
     }
   }
 
-  async #reserveRequested(ip: IpAddress, set: RangeSet, index: number, owner: Attachment): Promise<IpAddress> {
-    if (await this.#store.reserve(ip, owner, index)) return ip;
-    throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP address ${formatIp(ip)} is not available in range set ${formatRangeSet(set)} of network ${this.network}`);
+  async #reserveRequested(ip: IpAddress, set: RangeSet, index: number, owner: Attachment, stored: StoredAddress[]): Promise<Reservation> {
+    const reservation = await this.#store.reserve(ip, owner, index);
+    if (reservation) return reservation;
+    const problem = stored.find((s) => compareIp(s.ip, ip) === 0)?.problem;
+    throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP address ${formatIp(ip)} is not available in range set ${formatRangeSet(set)} of network ${this.network}${problem ? ` (${problem})` : ''}`);
   }
 
-  async #reserveNext(set: RangeSet, index: number, owner: Attachment, stored: StoredAddress[], taken: Set<string>): Promise<IpAddress> {
+  async #reserveNext(set: RangeSet, index: number, owner: Attachment, stored: StoredAddress[], taken: Set<string>): Promise<Reservation> {
     // A full set would make the walk below visit every address of the set only to fail.
     if (BigInt(countInSet(set, stored)) < rangeSetCapacity(set)) {
-      for (const { ip } of allocationOrder(set, await this.#store.lastReserved(index))) {
+      for (const { ip } of allocationOrder(set, this.#store.lastReserved(index))) {
         // The directory listing spares a syscall per taken address; O_EXCL still decides.
         if (taken.has(formatIp(ip))) continue;
-        if (await this.#store.reserve(ip, owner, index)) return ip;
+        const reservation = await this.#store.reserve(ip, owner, index);
+        if (reservation) return reservation;
       }
     }
     throw new WeftError('WEFT_IPAM_EXHAUSTED', `no IP addresses available in range set ${formatRangeSet(set)} of network ${this.network}`);
