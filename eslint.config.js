@@ -34,7 +34,13 @@ export default tseslint.config(
   layer('subnet', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli']),
   layer('cni', ['lab', 'cli', 'lease', 'dataplane', 'agent']),
   // A backend never knows about etcd, and a lease store never knows about VXLAN.
-  layer('dataplane', ['cni', 'ipam', 'lab', 'firewall', 'cli', 'subnet', 'lease', 'agent']),
-  layer('lease', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli', 'dataplane', 'agent']),
-  layer('agent', ['lab', 'cli']),
+  layer('dataplane', ['cni', 'ipam', 'lab', 'firewall', 'cli', 'subnet', 'lease', 'agent', 'modes', 'mesh', 'kube']),
+  layer('lease', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli', 'dataplane', 'agent', 'modes', 'mesh', 'kube']),
+  // The runtime is mode-neutral: a mode plugs in through src/agent/control-plane.ts.
+  layer('agent', ['lab', 'cli', 'lease', 'modes', 'mesh', 'kube']),
+  // A mode is a control plane: it never programs the kernel itself.
+  layer('modes', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli', 'dataplane']),
+  // A Kubernetes store and the mesh's control plane never know VXLAN or netlink.
+  layer('kube', ['cni', 'netlink', 'lab', 'firewall', 'cli', 'dataplane', 'lease']),
+  layer('mesh', ['cni', 'netlink', 'lab', 'firewall', 'cli', 'dataplane']),
 );
