@@ -1,24 +1,30 @@
-// LeaseStore over the etcd v3 API (flannel >= v0.18 layout), with the `etcd3` client.
+// LeaseStore over the etcd v3 API (flannel >= v0.18 layout), through etcd's own v3 JSON gateway
+// (gateway.ts) rather than a gRPC client: see docs/etcd-v3-client.md for why and for the bounds.
 //
 // Keys: <prefix>/config and <prefix>/subnets/<k>, <prefix> path-joined as flannel does with
 // Go's path.Join (default /coreos.com/network; a trailing slash is harmless).
-// - create: Grant(ttl) + Txn(If Version(key) == 0 Then Put(key, value, lease)); the grant is
-//   revoked when the txn loses. ttl null: no lease (a reservation).
-// - put: a fresh Grant + Put (the old lease is not revoked, like flannel), or a plain Put.
+// - create: /v3/lease/grant + /v3/kv/txn (If Version(key) == 0 Then Put(key, value, lease)); the
+//   grant is revoked when the txn loses. ttl null: no lease (a reservation).
+// - put: a fresh grant + /v3/kv/put (the old lease is not revoked, like flannel), or a plain put.
+// - list: /v3/kv/range in pages of PAGE_LIMIT keys, every page at the first page's revision;
+//   a value over MAX_LEASE_VALUE_BYTES is left out by key (LeaseListing.skipped), and values far
+//   over it are never even held in memory (bounded-json.ts).
 // - expiresAt: from the grant for our own writes, else TimeToLive per distinct lease id
-//   (cached: flannel never extends a lease, it moves the key to a new one). Lease id 0 means a
-//   reservation: expiresAt null (flannel bug #1329 treats it as expired).
-// - watch: one gRPC watch stream per watchLeases call, from revision + 1 with a prefix range;
-//   on stream errors it reconnects with backoff 100 ms -> 5 s from the last revision it
-//   delivered; a compacted revision ends the watch with onReset.
-import {
-  Etcd3, EtcdAuthenticationFailedError, EtcdLeaseInvalidError, EtcdPermissionDeniedError, GRPCUnauthenticatedError, isRecoverableError,
-  type IKeyValue, type IOptions, type IWatchResponse, type IDuplexStream, type IWatchRequest } from 'etcd3';
+//   (cached: flannel never extends a lease, it moves the key to a new one), asked over the lean
+//   HTTP/2 path (lease-ttl.ts) and, when that fails, the gateway's /v3/lease/timetolive. Lease
+//   id 0 means a reservation: expiresAt null (flannel bug #1329 treats it as expired).
+// - watch: one /v3/watch stream per watchLeases call (watch.ts).
 import { posix } from 'node:path';
 import { WeftError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../log/logger.ts';
-import type { LeaseListing, LeaseStore, StoredLease, Watch, WatchEvent, WatchHandlers } from '../store.ts';
+import { BodyTooLargeError, elidedLength } from '../bounded-json.ts';
+import { MAX_LEASE_VALUE_BYTES, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchHandlers } from '../store.ts';
+import {
+  EtcdGateway, GatewayError, GatewayUnreachableError, GRPC_INVALID_ARGUMENT, GRPC_OUT_OF_RANGE, GRPC_PERMISSION_DENIED, GRPC_UNAUTHENTICATED,
+  type CallBounds,
+} from './gateway.ts';
 import { LeanLeaseTtlClient } from './lease-ttl.ts';
+import { V3Watch, type GatewayKv } from './watch.ts';
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 
@@ -42,10 +48,21 @@ export interface Etcd3StoreOptions {
   requestTimeoutMs?: number;
 }
 
-const BACKOFF_MIN_MS = 100;
-const BACKOFF_MAX_MS = 5000;
+/** The most bytes of network config weft reads; flannel's configs are a few hundred. */
+export const MAX_CONFIG_BYTES = 64 * 1024;
+/** Keys per range request while listing. */
+export const PAGE_LIMIT = 500;
+/** Most bytes kept of one range answer (oversized values already left out). */
+export const PAGE_MAX_BYTES = 8 * 1024 * 1024;
 /** Concurrent TimeToLive requests while listing. */
-const TTL_CONCURRENCY = 256;
+const TTL_CONCURRENCY = 128;
+/** A listing restarts this often when etcd compacts under it. */
+const LIST_ATTEMPTS = 3;
+
+/** Characters of base64 for n bytes: a longer string decodes to more than n bytes. */
+export const base64Length = (n: number): number => 4 * Math.ceil(n / 3);
+/** Values whose base64 is longer are left out while reading: certainly over MAX_LEASE_VALUE_BYTES. */
+export const ELIDE_VALUES_OVER = base64Length(MAX_LEASE_VALUE_BYTES);
 
 /** Path-join like Go's path.Join: "/a/b/" + "config" -> "/a/b/config"; "" + "config" -> "config". */
 export function joinKey(prefix: string, key: string): string {
@@ -58,12 +75,14 @@ export function normalizePrefix(prefix: string): string {
   return p === '.' ? '' : p.length > 1 ? p.replace(/\/+$/, '') : p;
 }
 
+const b64 = (b: Buffer | string): string => Buffer.from(b).toString('base64');
+
 export class Etcd3LeaseStore implements LeaseStore {
   readonly kind = 'etcd-v3';
   readonly endpoints: readonly string[];
   /** The normalized prefix, e.g. "/coreos.com/network". */
   readonly prefix: string;
-  readonly #client: Etcd3;
+  readonly #gateway: EtcdGateway;
   readonly #log: Logger;
   readonly #subnetsPrefix: Buffer;
   readonly #subnetsEnd: Buffer;
@@ -72,7 +91,6 @@ export class Etcd3LeaseStore implements LeaseStore {
   readonly #lean: LeanLeaseTtlClient;
   /** Consecutive failures of the lean TimeToLive path; past 3 it is not used any more. */
   #leanFailures = 0;
-  #token: Promise<string | undefined> | undefined;
 
   constructor(options: Etcd3StoreOptions) {
     if (options.endpoints.length === 0) throw new WeftError('WEFT_INVALID_CONFIG', 'etcd v3: no endpoints given (--etcd-endpoints)');
@@ -81,73 +99,102 @@ export class Etcd3LeaseStore implements LeaseStore {
     this.#log = options.logger ?? silentLogger;
     this.#subnetsPrefix = Buffer.from(`${this.#abs('subnets')}/`);
     this.#subnetsEnd = prefixEnd(this.#subnetsPrefix);
-    const timeout = options.requestTimeoutMs ?? 10_000;
-    const clientOptions: IOptions = {
-      hosts: [...this.endpoints],
-      dialTimeout: timeout,
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
-      grpcOptions: {
-        'grpc.initial_reconnect_backoff_ms': BACKOFF_MIN_MS,
-        'grpc.max_reconnect_backoff_ms': BACKOFF_MAX_MS,
-        'grpc.keepalive_time_ms': 30_000,
-        'grpc.keepalive_timeout_ms': 10_000,
-        'grpc.use_local_subchannel_pool': 1,
-      },
-      // No circuit breaker (our callers retry on their own schedule); a failed call moves on to
-      // the next endpoint, once per endpoint.
-      faultHandling: { host: () => passThroughPolicy(1), global: passThroughPolicy(this.endpoints.length) },
-    };
-    const tls = options.tls;
-    if (tls && (tls.ca || (tls.cert && tls.key))) {
-      const useClientCert = tls.cert !== undefined && tls.key !== undefined;
-      clientOptions.credentials = {
-        rootCertificate: tls.ca ?? (null as unknown as Buffer), // null: the system roots
-        privateKey: useClientCert ? tls.key : undefined,
-        certChain: useClientCert ? tls.cert : undefined,
-      };
-    }
-    if (options.username !== undefined) clientOptions.auth = { username: options.username, password: options.password ?? '' };
-    this.#client = new Etcd3(clientOptions);
+    const timeoutMs = options.requestTimeoutMs ?? 10_000;
+    const tls = options.tls && (options.tls.ca || (options.tls.cert && options.tls.key)) ? options.tls : undefined;
+    this.#gateway = new EtcdGateway({
+      endpoints: this.endpoints,
+      ...(tls ? { tls } : {}),
+      ...(options.username === undefined ? {} : { username: options.username, password: options.password ?? '' }),
+      timeoutMs,
+    });
     this.#expiry = new LeaseExpiryCache((id) => this.#timeToLive(id));
-    const username = options.username;
-    const password = options.password ?? '';
     this.#lean = new LeanLeaseTtlClient({
       endpoints: this.endpoints,
       ...(tls ? { tls } : {}),
-      timeoutMs: timeout,
-      ...(username === undefined ? {} : {
-        token: () => (this.#token ??= this.#client.auth.authenticate({ name: username, password }).then((r) => r.token)),
-        invalidateToken: () => { this.#token = undefined; },
-      }),
+      timeoutMs,
+      ...(options.username === undefined ? {} : { token: () => this.#gateway.token(), invalidateToken: () => this.#gateway.invalidateToken() }),
     });
   }
 
   async getConfig(): Promise<string | null> {
-    const res = await this.#call('get config', () => this.#client.kv.range({ key: Buffer.from(this.#abs('config')) }));
-    const kv = res.kvs[0];
-    return kv ? kv.value.toString('utf8') : null;
+    const key = this.#abs('config');
+    const res = await this.#call('get config', '/v3/kv/range', { key: b64(key) },
+      { maxBytes: base64Length(MAX_CONFIG_BYTES) + 64 * 1024, elideValuesOver: base64Length(MAX_CONFIG_BYTES) });
+    const kv = rangeKvs(res)[0];
+    if (!kv) return null;
+    const value = kv.value ?? '';
+    const size = typeof value === 'string' ? Buffer.byteLength(value, 'base64') : Math.floor(((elidedLength(value) ?? 0) * 3) / 4);
+    if (typeof value !== 'string' || size > MAX_CONFIG_BYTES) {
+      throw new WeftError('WEFT_INVALID_CONFIG', `etcd v3: the network config at ${key} is ${typeof value === 'string' ? '' : 'about '}${size} bytes; `
+        + `weft reads at most ${MAX_CONFIG_BYTES} (a flannel config is a few hundred). Rewrite it with etcdctl put ${key} '<json>'.`);
+    }
+    return Buffer.from(value, 'base64').toString('utf8');
   }
 
   async listLeases(): Promise<LeaseListing> {
-    const res = await this.#call('list leases', () => this.#client.kv.range({ key: this.#subnetsPrefix, range_end: this.#subnetsEnd }));
-    const revision = toNumber(res.header.revision, 'header.revision');
-    this.#expiry.retain(res.kvs.map((kv) => kv.lease));
-    const expiries = await this.#call('list leases (lease TTLs)', () => this.#expiry.many(res.kvs.map((kv) => kv.lease)));
-    const leases = res.kvs.map((kv) => this.#stored(kv, expiries.get(kv.lease) ?? null));
-    return { leases, revision };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#listOnce();
+      } catch (e) {
+        // Compacted between two pages: start over at the new revision.
+        const compacted = e instanceof WeftError && e.cause instanceof GatewayError && e.cause.code === GRPC_OUT_OF_RANGE;
+        if (!compacted || attempt >= LIST_ATTEMPTS) throw e;
+      }
+    }
+  }
+
+  async #listOnce(): Promise<LeaseListing> {
+    const kvs: GatewayKv[] = [];
+    const skipped: SkippedKey[] = [];
+    let revision: number | undefined;
+    let from = this.#subnetsPrefix;
+    let limit = PAGE_LIMIT;
+    for (;;) {
+      let res: unknown;
+      try {
+        res = await this.#call('list leases', '/v3/kv/range', {
+          key: b64(from), range_end: b64(this.#subnetsEnd), limit: String(limit), ...(revision === undefined ? {} : { revision: String(revision) }),
+        }, { maxBytes: PAGE_MAX_BYTES, elideValuesOver: ELIDE_VALUES_OVER });
+      } catch (e) {
+        // Only huge keys can make a page this large; fewer keys per page gets past them.
+        if (!(e instanceof BodyTooLargeError)) throw e;
+        if (limit === 1) {
+          throw new WeftError('WEFT_DECODE', `etcd v3: a key right after ${JSON.stringify(from.toString('utf8'))} is itself over ${PAGE_MAX_BYTES} bytes; `
+            + `weft cannot list ${this.#abs('subnets')}/ past it. Remove it with etcdctl del.`);
+        }
+        limit = Math.max(1, Math.floor(limit / 8));
+        continue;
+      }
+      revision ??= headerRevision(res);
+      const page = rangeKvs(res);
+      for (const kv of page) {
+        const problem = valueProblem(kv.value);
+        if (problem === null) kvs.push(kv);
+        else skipped.push({ key: this.#relB64(kv.key), reason: problem });
+      }
+      if (!(res as { more?: unknown }).more || page.length === 0) break;
+      from = Buffer.concat([Buffer.from(page[page.length - 1]!.key, 'base64'), Buffer.from([0])]);
+      limit = PAGE_LIMIT;
+    }
+    for (const s of skipped) this.#log.warn({ key: s.key, reason: s.reason }, 'etcd v3: leaving a lease key out of the listing');
+    const leaseIds = kvs.map((kv) => kv.lease ?? '0');
+    this.#expiry.retain(leaseIds);
+    const expiries = await this.#expiry.many(leaseIds).catch((e: unknown) => { throw this.#notReady('list leases (lease TTLs)', e); });
+    const leases = kvs.map((kv) => this.#stored(kv, expiries.get(kv.lease ?? '0') ?? null));
+    return { leases, revision: revision ?? 0, ...(skipped.length > 0 ? { skipped } : {}) };
   }
 
   async create(key: string, value: string, ttlSeconds: number | null): Promise<boolean> {
-    const abs = Buffer.from(this.#abs(key));
+    const abs = b64(this.#abs(key));
+    const encoded = encodeValue(key, value);
     const grant = ttlSeconds === null ? null : await this.#grant(ttlSeconds);
     let succeeded: boolean;
     try {
-      const res = await this.#call('create', () => this.#client.kv.txn({
-        compare: [{ key: abs, target: 'Version', result: 'Equal', version: 0 }],
-        success: [{ request_put: { key: abs, value: Buffer.from(value), lease: grant?.id ?? 0 } }],
-        failure: [],
-      }));
-      succeeded = res.succeeded;
+      const res = await this.#call('create', '/v3/kv/txn', {
+        compare: [{ key: abs, target: 'VERSION', result: 'EQUAL', version: '0' }],
+        success: [{ request_put: { key: abs, value: encoded, ...(grant ? { lease: grant.id } : {}) } }],
+      });
+      succeeded = (res as { succeeded?: unknown }).succeeded === true;
     } catch (e) {
       if (grant) this.#revoke(grant.id);
       throw e;
@@ -157,24 +204,32 @@ export class Etcd3LeaseStore implements LeaseStore {
   }
 
   async put(key: string, value: string, ttlSeconds: number | null): Promise<StoredLease> {
-    const abs = Buffer.from(this.#abs(key));
+    const abs = b64(this.#abs(key));
+    const encoded = encodeValue(key, value);
     const grant = ttlSeconds === null ? null : await this.#grant(ttlSeconds);
-    const res = await this.#call('put', () => this.#client.kv.put({ key: abs, value: Buffer.from(value), lease: grant?.id ?? 0 }));
-    return { key, value, expiresAt: grant?.expiresAt ?? null, version: toNumber(res.header.revision, 'header.revision') };
+    const res = await this.#call('put', '/v3/kv/put', { key: abs, value: encoded, ...(grant ? { lease: grant.id } : {}) });
+    return { key, value, expiresAt: grant?.expiresAt ?? null, version: headerRevision(res) };
   }
 
   async delete(key: string): Promise<void> {
-    await this.#call('delete', () => this.#client.kv.deleteRange({ key: Buffer.from(this.#abs(key)) }));
+    await this.#call('delete', '/v3/kv/deleterange', { key: b64(this.#abs(key)) });
   }
 
   watchLeases(afterRevision: number, handlers: WatchHandlers): Watch {
     const watch = new V3Watch({
-      client: this.#client,
-      key: this.#subnetsPrefix,
-      rangeEnd: this.#subnetsEnd,
+      gateway: this.#gateway,
+      key: b64(this.#subnetsPrefix),
+      rangeEnd: b64(this.#subnetsEnd),
       start: afterRevision + 1,
+      elideValuesOver: ELIDE_VALUES_OVER,
       handlers,
-      toEvent: (type, kv) => this.#event(type, kv),
+      toPut: async (kv, revision) => {
+        const problem = valueProblem(kv.value);
+        const key = this.#relB64(kv.key);
+        if (problem !== null) return { type: 'skip', key, reason: problem, revision };
+        return { type: 'put', lease: this.#stored(kv, await this.#expiry.one(kv.lease ?? '0')), revision };
+      },
+      toKey: (b) => this.#relB64(b),
       describe: (e) => this.#notReady('watch', e),
       log: this.#log,
       onClose: (w) => this.#watches.delete(w),
@@ -186,23 +241,21 @@ export class Etcd3LeaseStore implements LeaseStore {
   async close(): Promise<void> {
     for (const w of this.#watches) w.close();
     this.#lean.close();
-    this.#client.close();
+    this.#gateway.close();
   }
 
   /** Compacts history up to revision (for tests and maintenance tools). */
   async compact(revision: number): Promise<void> {
-    await this.#call('compact', () => this.#client.kv.compact({ revision, physical: true }));
+    await this.#call('compact', '/v3/kv/compaction', { revision: String(revision), physical: true });
   }
 
-  async #event(type: 'PUT' | 'DELETE', kv: IKeyValue): Promise<WatchEvent> {
-    const revision = toNumber(kv.mod_revision, 'mod_revision');
-    if (type === 'DELETE') return { type: 'delete', key: this.#rel(kv.key), revision };
-    const expiresAt = await this.#expiry.one(kv.lease);
-    return { type: 'put', lease: this.#stored(kv, expiresAt), revision };
-  }
-
-  #stored(kv: IKeyValue, expiresAt: number | null): StoredLease {
-    return { key: this.#rel(kv.key), value: kv.value.toString('utf8'), expiresAt, version: toNumber(kv.mod_revision, 'mod_revision') };
+  #stored(kv: GatewayKv, expiresAt: number | null): StoredLease {
+    return {
+      key: this.#relB64(kv.key),
+      value: Buffer.from(typeof kv.value === 'string' ? kv.value : '', 'base64').toString('utf8'),
+      expiresAt,
+      version: toNumber(kv.mod_revision, 'mod_revision'),
+    };
   }
 
   async #grant(ttlSeconds: number): Promise<{ id: string; expiresAt: number }> {
@@ -210,15 +263,18 @@ export class Etcd3LeaseStore implements LeaseStore {
       throw new WeftError('WEFT_INVALID_CONFIG', `etcd v3: a lease TTL must be a positive whole number of seconds, not ${ttlSeconds}`);
     }
     const t0 = Date.now();
-    const res = await this.#call('grant lease', () => this.#client.leaseClient.leaseGrant({ TTL: ttlSeconds }));
-    if (res.error) throw new WeftError('WEFT_NOT_READY', `etcd v3 at ${this.endpoints.join(', ')} refused a ${ttlSeconds} s lease: ${res.error}`);
-    const grant = { id: res.ID, expiresAt: t0 + toNumber(res.TTL, 'TTL') * 1000 };
+    const res = await this.#call('grant lease', '/v3/lease/grant', { TTL: String(ttlSeconds) }) as { ID?: unknown; TTL?: unknown; error?: unknown };
+    if (typeof res.error === 'string' && res.error !== '') {
+      throw new WeftError('WEFT_NOT_READY', `etcd v3 at ${this.endpoints.join(', ')} refused a ${ttlSeconds} s lease: ${res.error}`);
+    }
+    const id = String(toNumberText(res.ID, 'ID'));
+    const grant = { id, expiresAt: t0 + toNumber(res.TTL, 'TTL') * 1000 };
     this.#expiry.remember(grant.id, grant.expiresAt);
     return grant;
   }
 
   #revoke(id: string): void {
-    this.#client.leaseClient.leaseRevoke({ ID: id }).catch((e: unknown) => {
+    this.#gateway.call('/v3/lease/revoke', { ID: id }).catch((e: unknown) => {
       // Harmless: an unused lease just runs out.
       this.#log.debug({ lease: id, err: (e as Error).message }, 'etcd v3: could not revoke an unused lease');
     });
@@ -233,16 +289,12 @@ export class Etcd3LeaseStore implements LeaseStore {
         this.#leanFailures = 0;
       } catch (e) {
         this.#leanFailures++;
-        this.#log.debug({ lease: id, err: (e as Error).message }, 'etcd v3: lean TimeToLive failed; asking through the etcd3 client');
+        this.#log.debug({ lease: id, err: (e as Error).message }, 'etcd v3: lean TimeToLive failed; asking through the JSON gateway');
       }
     }
     if (ttl === undefined) {
-      try {
-        ttl = toNumber((await this.#client.leaseClient.leaseTimeToLive({ ID: id })).TTL, 'TTL');
-      } catch (e) {
-        if (!(e instanceof EtcdLeaseInvalidError)) throw e;
-        ttl = -1;
-      }
+      const res = await this.#gateway.call('/v3/lease/timetolive', { ID: id }) as { TTL?: unknown };
+      ttl = toNumber(res.TTL ?? '0', 'TTL');
     }
     // TTL -1: the lease is gone (expired or revoked); its keys are being deleted.
     return ttl < 0 ? t0 : t0 + ttl * 1000;
@@ -255,17 +307,19 @@ export class Etcd3LeaseStore implements LeaseStore {
     return joinKey(this.prefix, key);
   }
 
-  #rel(key: Buffer): string {
-    const s = key.toString('utf8');
+  #relB64(key: unknown): string {
+    if (typeof key !== 'string') throw new WeftError('WEFT_DECODE', `etcd v3: a key in etcd's answer is not base64 text: ${JSON.stringify(key)}`);
+    const s = Buffer.from(key, 'base64').toString('utf8');
     const head = this.prefix === '' || this.prefix.endsWith('/') ? this.prefix : `${this.prefix}/`;
     if (!s.startsWith(head)) throw new WeftError('WEFT_DECODE', `etcd v3: key ${JSON.stringify(s)} is outside the prefix ${this.prefix}`);
     return s.slice(head.length);
   }
 
-  async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  async #call(what: string, path: string, body: unknown, bounds?: CallBounds): Promise<unknown> {
     try {
-      return await fn();
+      return await this.#gateway.call(path, body, bounds);
     } catch (e) {
+      if (e instanceof BodyTooLargeError) throw e;
       throw this.#notReady(what, e);
     }
   }
@@ -273,14 +327,72 @@ export class Etcd3LeaseStore implements LeaseStore {
   #notReady(what: string, e: unknown): WeftError {
     if (e instanceof WeftError) return e;
     const err = e as Error;
-    if (e instanceof EtcdAuthenticationFailedError || e instanceof EtcdPermissionDeniedError || e instanceof GRPCUnauthenticatedError) {
-      return new WeftError('WEFT_INVALID_CONFIG', `etcd v3 at ${this.endpoints.join(', ')} refused ${what}: ${err.message}. `
+    const where = `etcd v3 at ${this.endpoints.join(', ')}`;
+    if (e instanceof GatewayError && isAuthProblem(e)) {
+      return new WeftError('WEFT_INVALID_CONFIG', `${where} refused ${what}: ${err.message}. `
         + 'Check --etcd-username/--etcd-password and the user\'s permissions on the prefix.', { cause: e });
     }
-    return new WeftError('WEFT_NOT_READY', `etcd v3 at ${this.endpoints.join(', ')}: ${what} failed: ${err?.message ?? String(e)}. `
+    if (e instanceof GatewayError) {
+      return new WeftError('WEFT_NOT_READY', `${where}: ${what} failed: ${err.message} (gRPC code ${e.code}, HTTP ${e.status})`, { cause: e });
+    }
+    const detail = e instanceof GatewayUnreachableError ? `unreachable (${err.message})` : `${what} failed: ${err?.message ?? String(e)}`;
+    return new WeftError('WEFT_NOT_READY', `${where}: ${what}: ${detail}. `
       + 'Check that etcd runs and listens there, the --etcd-endpoints value, and the TLS files '
       + '(--etcd-cafile, --etcd-certfile, --etcd-keyfile).', { cause: e });
   }
+}
+
+function isAuthProblem(e: GatewayError): boolean {
+  if (e.code === GRPC_UNAUTHENTICATED || e.code === GRPC_PERMISSION_DENIED) return true;
+  return e.code === GRPC_INVALID_ARGUMENT && /authentication failed|user name|auth/.test(e.message);
+}
+
+/** Why a value cannot be handed over, or null when it can. */
+export function valueProblem(value: unknown): string | null {
+  if (value === undefined) return null; // the empty value: etcd leaves it out
+  const elided = elidedLength(value);
+  if (elided !== null) {
+    return `its value is about ${Math.floor((elided * 3) / 4)} bytes, over the ${MAX_LEASE_VALUE_BYTES}-byte bound on a lease (flannel's are under 300); `
+      + 'remove or rewrite the key with etcdctl';
+  }
+  if (typeof value !== 'string') return 'its value is not base64 text in etcd\'s answer';
+  const size = Buffer.byteLength(value, 'base64');
+  if (size > MAX_LEASE_VALUE_BYTES) {
+    return `its value is ${size} bytes, over the ${MAX_LEASE_VALUE_BYTES}-byte bound on a lease (flannel's are under 300); remove or rewrite the key with etcdctl`;
+  }
+  return null;
+}
+
+function encodeValue(key: string, value: string): string {
+  const b = Buffer.from(value, 'utf8');
+  if (b.length > MAX_LEASE_VALUE_BYTES) {
+    throw new WeftError('WEFT_INTERNAL', `etcd v3: refusing to write ${b.length} bytes to ${key}: a lease value is at most ${MAX_LEASE_VALUE_BYTES} bytes`);
+  }
+  return b.toString('base64');
+}
+
+function rangeKvs(res: unknown): GatewayKv[] {
+  const kvs = (res as { kvs?: unknown }).kvs;
+  if (kvs === undefined) return [];
+  if (!Array.isArray(kvs)) throw new WeftError('WEFT_DECODE', 'etcd v3: a range answer\'s kvs is not a list');
+  return kvs as GatewayKv[];
+}
+
+function headerRevision(res: unknown): number {
+  return toNumber((res as { header?: { revision?: unknown } }).header?.revision ?? '0', 'header.revision');
+}
+
+function toNumberText(s: unknown, field: string): string {
+  if ((typeof s !== 'string' && typeof s !== 'number') || !/^-?\d+$/.test(String(s))) {
+    throw new WeftError('WEFT_DECODE', `etcd v3: ${field} is not an integer: ${JSON.stringify(s)}`);
+  }
+  return String(s);
+}
+
+export function toNumber(s: unknown, field: string): number {
+  const n = Number(toNumberText(s, field));
+  if (!Number.isSafeInteger(n)) throw new WeftError('WEFT_DECODE', `etcd v3: ${field} is not a safe integer: ${JSON.stringify(s)}`);
+  return n;
 }
 
 /** The first key after every key that starts with prefix (etcd's WithPrefix range end). */
@@ -293,34 +405,6 @@ function prefixEnd(prefix: Buffer): Buffer {
     }
   }
   return Buffer.from([0]);
-}
-
-function toNumber(s: string | number, field: string): number {
-  const n = Number(s);
-  if (!Number.isSafeInteger(n)) throw new WeftError('WEFT_DECODE', `etcd v3: ${field} is not an integer: ${JSON.stringify(s)}`);
-  return n;
-}
-
-type FaultPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
-
-/** A cockatiel-shaped policy: runs fn, retrying recoverable errors up to attempts times in all. */
-function passThroughPolicy(attempts: number): FaultPolicy {
-  const none = () => ({ dispose: () => undefined });
-  const policy = {
-    onSuccess: none,
-    onFailure: none,
-    async execute<T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
-      const context = { signal: signal ?? new AbortController().signal };
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await fn(context);
-        } catch (e) {
-          if (attempt >= attempts || !(e instanceof Error) || !isRecoverableError(e)) throw e;
-        }
-      }
-    },
-  };
-  return policy as unknown as FaultPolicy;
 }
 
 /**
@@ -365,146 +449,25 @@ class LeaseExpiryCache {
   async many(ids: readonly string[]): Promise<Map<string, number | null>> {
     const distinct = [...new Set(ids)];
     const out = new Map<string, number | null>();
+    const unknown: string[] = [];
+    for (const id of distinct) {
+      const known = id === '0' || id === '' ? null : this.#known.get(id);
+      if (known === undefined) unknown.push(id);
+      else out.set(id, known);
+    }
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < distinct.length) {
-        const id = distinct[next++]!;
+      while (next < unknown.length) {
+        const id = unknown[next++]!;
         out.set(id, await this.one(id));
       }
     };
-    await Promise.all(Array.from({ length: Math.min(TTL_CONCURRENCY, distinct.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(TTL_CONCURRENCY, unknown.length) }, worker));
     return out;
   }
 
   #prune(): void {
     const cutoff = Date.now() - 60_000;
     for (const [id, at] of this.#known) if (at < cutoff) this.#known.delete(id);
-  }
-}
-
-interface V3WatchOptions {
-  client: Etcd3;
-  key: Buffer;
-  rangeEnd: Buffer;
-  start: number;
-  handlers: WatchHandlers;
-  toEvent(type: 'PUT' | 'DELETE', kv: IKeyValue): Promise<WatchEvent>;
-  describe(e: unknown): WeftError;
-  log: Logger;
-  onClose(w: V3Watch): void;
-}
-
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
-
-/**
- * One watch: a gRPC stream, re-established after errors from the revision after the last one
- * delivered. Responses are handled strictly in order through a promise chain, because a put
- * event may need a TimeToLive lookup first.
- */
-class V3Watch implements Watch {
-  readonly #o: V3WatchOptions;
-  /** The revision the next (re)connection starts from. */
-  #next: number;
-  #closed = false;
-  /** Bumped on every (re)connection; work for an older generation is dropped. */
-  #generation = 0;
-  #stream: WatchStream | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #backoff = BACKOFF_MIN_MS;
-  #chain: Promise<void> = Promise.resolve();
-
-  constructor(options: V3WatchOptions) {
-    this.#o = options;
-    this.#next = options.start;
-    void this.#connect();
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearTimeout(this.#timer);
-    this.#drop();
-    this.#o.onClose(this);
-  }
-
-  async #connect(): Promise<void> {
-    this.#timer = undefined;
-    if (this.#closed) return;
-    const generation = ++this.#generation;
-    let stream: WatchStream;
-    try {
-      stream = await this.#o.client.watchClient.watch();
-    } catch (e) {
-      this.#fail(generation, e);
-      return;
-    }
-    if (this.#closed || generation !== this.#generation) {
-      quietCancel(stream);
-      return;
-    }
-    this.#stream = stream;
-    stream.on('data', (res: IWatchResponse) => {
-      this.#chain = this.#chain.then(() => this.#handle(generation, res)).catch((e: unknown) => this.#fail(generation, e));
-    });
-    stream.on('error', (e: Error) => this.#fail(generation, e));
-    stream.on('end', () => this.#fail(generation, new Error('the etcd watch stream ended')));
-    stream.write({ create_request: { key: this.#o.key, range_end: this.#o.rangeEnd, start_revision: this.#next, progress_notify: true } });
-  }
-
-  async #handle(generation: number, res: IWatchResponse): Promise<void> {
-    if (this.#closed || generation !== this.#generation) return;
-    if (res.compact_revision && res.compact_revision !== '0') {
-      const reason = `etcd compacted its history to revision ${res.compact_revision}, past the watch's start ${this.#next}`;
-      this.close();
-      this.#o.handlers.onReset(reason);
-      return;
-    }
-    if (res.canceled) {
-      this.#fail(generation, new Error(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`));
-      return;
-    }
-    if (res.created) {
-      this.#backoff = BACKOFF_MIN_MS;
-      return;
-    }
-    for (const ev of res.events) {
-      // The proto's enum names (PUT, DELETE), whatever case etcd3's typings say.
-      const event = await this.#o.toEvent(String(ev.type).toUpperCase() === 'DELETE' ? 'DELETE' : 'PUT', ev.kv);
-      if (this.#closed || generation !== this.#generation) return;
-      this.#next = event.revision + 1;
-      this.#o.handlers.onEvent(event);
-    }
-    // A progress notification: every event up to the header revision has been delivered.
-    if (res.events.length === 0) this.#next = Math.max(this.#next, Number(res.header.revision) + 1);
-  }
-
-  #fail(generation: number, e: unknown): void {
-    if (this.#closed || generation !== this.#generation) return;
-    this.#generation++;
-    this.#drop();
-    const error = this.#o.describe(e);
-    this.#o.log.warn({ err: error.message, retryInMs: this.#backoff, fromRevision: this.#next }, 'etcd v3 watch failed; reconnecting');
-    this.#o.handlers.onError?.(error);
-    this.#timer = setTimeout(() => void this.#connect(), this.#backoff);
-    this.#backoff = Math.min(this.#backoff * 2, BACKOFF_MAX_MS);
-  }
-
-  #drop(): void {
-    const s = this.#stream;
-    this.#stream = undefined;
-    if (s) quietCancel(s);
-  }
-}
-
-/**
- * Cancels a watch stream. Ending our side first keeps etcd3 from treating the CANCELLED status
- * as a failed host (which would reset every client on that endpoint).
- */
-function quietCancel(stream: WatchStream): void {
-  try {
-    stream.end();
-    stream.cancel();
-  } catch {
-    // already gone
   }
 }
