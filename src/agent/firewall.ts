@@ -52,3 +52,27 @@ export class AgentFirewall {
     return this.#firewall;
   }
 }
+
+/**
+ * The runtime's firewall: the rules for (network, subnet) on the backend the config asks
+ * for. When the config switches between iptables and nftables, or the subnet moves, the old
+ * rules go once the new ones are in.
+ */
+export function nodeFirewall(o: { ipMasq: boolean; forwardRules: boolean; log: Logger }): { ensure(network: string, subnet: string, nftables: boolean): Promise<void> } {
+  let current: { key: string; firewall: AgentFirewall; subnet: string } | undefined;
+  return {
+    async ensure(network, subnet, nftables) {
+      const key = `${network} ${nftables}`;
+      if (current && current.key === key) {
+        await current.firewall.ensure(subnet);
+        current.subnet = subnet;
+        return;
+      }
+      const firewall = new AgentFirewall({ network, ipMasq: o.ipMasq, forwardRules: o.forwardRules, nftables, log: o.log });
+      await firewall.ensure(subnet);
+      const old = current;
+      current = { key, firewall, subnet };
+      if (old) await old.firewall.remove(old.subnet).catch((e: Error) => o.log.warn({ err: e.message }, 'removing the previous firewall rules failed'));
+    },
+  };
+}

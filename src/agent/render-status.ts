@@ -1,4 +1,5 @@
-// `weft status` for humans: the node, its lease and backend, then one line per peer.
+// `weft status` for humans: the node and why it is (not) ready, its lease and backend, one line
+// per peer, the refused peers, then the problems (one line each, with how often they were seen).
 import type { AgentStatus } from './status.ts';
 
 function table(rows: string[][]): string {
@@ -6,18 +7,29 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
+function lease(s: AgentStatus): string {
+  if (!s.lease) return '-';
+  if (!s.lease.held) return `${s.lease.subnet} (LOST; re-acquiring)`;
+  return `${s.lease.subnets.join(', ') || s.lease.subnet}, ${s.lease.reservation ? 'reservation (no expiry)' : `expires ${s.lease.expiresAt}`}`;
+}
+
 export function renderStatus(s: AgentStatus): string {
   const lines = [
-    `node       ${s.node} (${s.ready ? 'ready' : 'not ready'})`,
+    `node       ${s.node} (${s.ready ? 'ready' : `not ready: ${s.phase}`})`,
+    ...s.reasons.map((r) => `           - ${r}`),
+    `mode       ${s.mode}, network ${s.network ?? '-'}`,
     `public IP  ${s.publicIp ?? '-'} on ${s.interface ?? '-'}`,
     `backend    ${s.backend ?? '-'}, pod MTU ${s.mtu ?? '-'}`,
-    `lease      ${s.lease ? `${s.lease.subnet}, ${s.lease.reservation ? 'reservation (no expiry)' : `expires ${s.lease.expiresAt}`}` : '-'}`,
+    `lease      ${lease(s)}`,
     `store      ${s.store.kind} ${s.store.endpoints.join(',')} prefix ${s.store.prefix}`,
     `last sync  ${s.lastSync ?? 'never'}`,
     '',
   ];
   if (s.peers.length === 0) lines.push('no peers');
-  else lines.push(table([['PEER SUBNET', 'PUBLIC IP', 'BACKEND', 'PATH', 'ERROR'], ...s.peers.map((p) => [p.subnet, p.publicIp, p.backendType, p.path, p.error ?? ''])]));
-  if (s.errors.length > 0) lines.push('', 'recent errors:', ...s.errors.map((e) => `  ${e.at}  ${e.message}`));
+  else lines.push(table([['PEER SUBNET', 'PUBLIC IP', 'BACKEND', 'PATH', 'ERROR'], ...s.peers.map((p) => [p.subnets.join(',') || p.subnet, p.publicIp, p.backendType, p.path, p.error ?? ''])]));
+  if (s.rejected.length > 0) lines.push('', 'refused peers:', ...s.rejected.map((r) => `  ${r.key}: ${r.reason}`));
+  if (s.errors.length > 0) {
+    lines.push('', 'problems (most recent first):', ...s.errors.map((e) => `  ${e.lastSeen}  ${e.message}${e.count > 1 ? ` (seen ${e.count} times since ${e.firstSeen})` : ''}`));
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -1,0 +1,89 @@
+// `weft agent`: the node runtime with its real parts. In order: the node lock (one agent per
+// node, before anything is touched), status and health served from the first second, then the
+// runtime's start-up, whatever the control plane (the caller picks the mode). Start-up errors
+// that can never heal (a malformed config, an exhausted Network) end the agent through `done`;
+// everything else is a phase or a condition the status reports while the agent retries.
+import { hostname } from 'node:os';
+import type { Server } from 'node:net';
+import type { Logger } from '../log/logger.ts';
+import { Rtnetlink } from '../netlink/index.ts';
+import { startAgentCniServer } from './cni.ts';
+import type { ControlPlane } from './control-plane.ts';
+import { nodeFirewall } from './firewall.ts';
+import { rtnetlinkKernel } from './kernel.ts';
+import { AgentMetrics } from './metrics.ts';
+import { acquireNodeLock } from './node-lock.ts';
+import type { AgentOptions } from './options.ts';
+import { createNodeRuntime, type NodeRuntime } from './runtime.ts';
+import { startHealthz, startStatusServer, type AgentStatus } from './status.ts';
+import { subnetFileAt } from './subnet-file.ts';
+
+export interface RunningAgent {
+  status(): AgentStatus;
+  readonly runtime: NodeRuntime;
+  /** Stops the loops and servers; the kernel state stays, as on a restart. */
+  stop(): Promise<void>;
+  /** Resolves when the agent ends on its own (a fatal error); the value says why. */
+  readonly done: Promise<Error>;
+}
+
+export interface StartAgentExtras {
+  version?: string;
+}
+
+export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: ControlPlane, extras: StartAgentExtras = {}): Promise<RunningAgent> {
+  const lock = acquireNodeLock(opts.lockFile);
+  const metrics = new AgentMetrics({ version: extras.version ?? 'unknown', mode: controlPlane.mode });
+  let nl: Rtnetlink;
+  try {
+    nl = Rtnetlink.open();
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  const runtime = createNodeRuntime({
+    node: process.env.NODE_NAME || hostname(),
+    controlPlane,
+    kernel: rtnetlinkKernel(nl, opts, log),
+    firewall: nodeFirewall({ ipMasq: opts.ipMasq, forwardRules: opts.iptablesForwardRules, log }),
+    subnetFile: subnetFileAt(opts.subnetFile, opts.ipMasq),
+    metrics,
+    log,
+    ...(opts.cniSocket === '' ? {} : {
+      startCni: () => startAgentCniServer(opts.cniSocket, log, (r) => metrics.cniRequest(r.verb, r.result, r.seconds)),
+    }),
+    reconcileMs: opts.reconcileSeconds * 1000,
+    firewallResyncMs: opts.iptablesResyncSeconds * 1000,
+  });
+  const servers: Server[] = [];
+  const stopAll = async (): Promise<void> => {
+    await runtime.stop().catch((e: Error) => log.warn({ err: e.message }, 'stopping the runtime'));
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    lock.release();
+  };
+  try {
+    servers.push(await startStatusServer(opts.statusSocket, runtime.status));
+    if (opts.healthzPort > 0) servers.push(await startHealthz(opts.healthzIp, opts.healthzPort, { readiness: runtime.readiness, metrics }));
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+  let stopping = false;
+  let end: (e: Error) => void = () => undefined;
+  const done = new Promise<Error>((resolve) => (end = resolve));
+  runtime.run().catch(async (e: Error) => {
+    if (stopping) return;
+    await stopAll();
+    end(e);
+  });
+  return {
+    status: runtime.status,
+    runtime,
+    done,
+    async stop() {
+      stopping = true;
+      await stopAll();
+      end(new Error('stopped'));
+    },
+  };
+}
