@@ -4,7 +4,7 @@
 // node:test tests when leaseStoreContract() is called.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { LeaseStore, WatchEvent } from './store.ts';
+import { MAX_LEASE_VALUE_BYTES, type LeaseStore, type WatchEvent } from './store.ts';
 
 export interface ContractHarness {
   /** Shown in test names, e.g. "etcd v3". */
@@ -18,6 +18,11 @@ export interface ContractHarness {
    * elsewhere, memory compact()), so a watch from an earlier revision must reset.
    */
   forgetHistory(store: LeaseStore): Promise<void>;
+  /**
+   * Writes value at the relative key (no TTL) as another client could, past the store's own
+   * checks: how the tests plant values over MAX_LEASE_VALUE_BYTES.
+   */
+  writeRaw(store: LeaseStore, key: string, value: string): Promise<void>;
   /** A TTL the store honours (etcd rounds very short lease TTLs up). */
   shortTtlSeconds: number;
   /** How long to wait for an event before failing; generous, not a measurement. Default 20 s. */
@@ -25,6 +30,11 @@ export interface ContractHarness {
 }
 
 const CONFIG = '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}';
+/** A lease-shaped JSON value of about `bytes` bytes (padding in an extra field). */
+export const paddedLease = (ip: string, bytes: number): string => {
+  const head = `{"PublicIP":"${ip}","BackendType":"vxlan","Pad":"`;
+  return `${head}${'x'.repeat(Math.max(0, bytes - head.length - 2))}"}`;
+};
 const lease = (ip: string): string => JSON.stringify({ PublicIP: ip, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:44' } });
 
 /** Collects watch events and resets; waits for the ones a test expects. */
@@ -84,6 +94,9 @@ export class EventLog {
 }
 
 export const brief = (e: WatchEvent): string => (e.type === 'put' ? `put ${e.lease.key}=${e.lease.value}` : `${e.type} ${e.key}`);
+
+/** Matches a skip reason that names the value's size in bytes (a number of at least 4 digits). */
+const NAMES_A_SIZE = /\d{4,}.*bytes|bytes.*\d{4,}/;
 
 export function leaseStoreContract(h: ContractHarness): void {
   const timeout = h.eventTimeoutMs ?? 20_000;
@@ -264,6 +277,56 @@ export function leaseStoreContract(h: ContractHarness): void {
         w2.close();
       }
     }));
+
+    test('listLeases: values over MAX_LEASE_VALUE_BYTES (three of 1.4 MB, one just over) are skipped by key with their size; every other lease is listed', () => withStore(async (s) => {
+      const big = ['subnets/10.5.17.0-24', 'subnets/10.5.18.0-24', 'subnets/10.5.19.0-24'];
+      for (const [i, key] of big.entries()) await h.writeRaw(s, key, paddedLease(`192.168.10.${i + 1}`, 1_400_000));
+      await h.writeRaw(s, 'subnets/10.5.20.0-24', paddedLease('192.168.10.9', MAX_LEASE_VALUE_BYTES + 1));
+      // The largest value that is still a lease, and two ordinary ones around the big keys.
+      await h.writeRaw(s, 'subnets/10.5.21.0-24', paddedLease('192.168.10.10', MAX_LEASE_VALUE_BYTES));
+      await s.put('subnets/10.5.1.0-24', lease('192.168.10.11'), 60);
+      await s.put('subnets/10.5.99.0-24', lease('192.168.10.12'), null);
+      const listing = await s.listLeases();
+      assert.deepEqual(listing.leases.map((l) => l.key).sort(), ['subnets/10.5.1.0-24', 'subnets/10.5.21.0-24', 'subnets/10.5.99.0-24']);
+      assert.equal(listing.leases.find((l) => l.key === 'subnets/10.5.21.0-24')?.value, paddedLease('192.168.10.10', MAX_LEASE_VALUE_BYTES));
+      const skipped = [...(listing.skipped ?? [])].sort((a, b) => a.key.localeCompare(b.key));
+      assert.deepEqual(skipped.map((k) => k.key), [...big, 'subnets/10.5.20.0-24']);
+      for (const k of skipped) assert.match(k.reason, NAMES_A_SIZE, `${k.key}: ${k.reason}`);
+      assert.match(skipped[3]!.reason, new RegExp(String(MAX_LEASE_VALUE_BYTES + 1)), 'the exact size of a value just over the bound');
+    }));
+
+    test('watchLeases: a put of an oversized value is a skip event naming the key; events before and after it arrive', () => withStore(async (s) => {
+      const { revision } = await s.listLeases();
+      const log = new EventLog(timeout);
+      const w = s.watchLeases(revision, log.handlers);
+      try {
+        await s.put('subnets/10.5.22.0-24', lease('192.168.11.1'), 60);
+        await h.writeRaw(s, 'subnets/10.5.23.0-24', paddedLease('192.168.11.2', 1_400_000));
+        await h.writeRaw(s, 'subnets/10.5.24.0-24', paddedLease('192.168.11.3', MAX_LEASE_VALUE_BYTES + 100));
+        await s.put('subnets/10.5.25.0-24', lease('192.168.11.4'), 60);
+        await log.count(4);
+        assert.deepEqual(log.events.map(brief), [
+          `put subnets/10.5.22.0-24=${lease('192.168.11.1')}`, 'skip subnets/10.5.23.0-24', 'skip subnets/10.5.24.0-24', `put subnets/10.5.25.0-24=${lease('192.168.11.4')}`,
+        ]);
+        for (const e of log.events) if (e.type === 'skip') assert.match(e.reason, NAMES_A_SIZE, e.reason);
+        const revs = log.events.map((e) => e.revision);
+        assert.ok(revs.every((r, i) => i === 0 || r > revs[i - 1]!), `revisions ${revs.join(',')}`);
+        assert.deepEqual(log.resets, []);
+      } finally {
+        w.close();
+      }
+    }));
+
+    test('create and put refuse a value over MAX_LEASE_VALUE_BYTES, writing nothing', () => withStore(async (s) => {
+      const tooBig = paddedLease('192.168.12.1', MAX_LEASE_VALUE_BYTES + 1);
+      await assert.rejects(s.create('subnets/10.5.26.0-24', tooBig, 60), /at most/);
+      await assert.rejects(s.put('subnets/10.5.26.0-24', tooBig, 60), /at most/);
+      assert.deepEqual((await s.listLeases()).leases, []);
+    }));
+
+    test('getConfig: a config over 64 KiB is refused with a clear error', () => withStore(async (s) => {
+      await assert.rejects(s.getConfig(), /70\d{3} bytes|over .*characters|at most 65536/);
+    }, JSON.stringify({ Network: '10.5.0.0/16', Pad: 'x'.repeat(70_000) })));
 
     test('delete: a missing key is not an error', () => withStore(async (s) => {
       await s.delete('subnets/10.5.16.0-24');

@@ -33,6 +33,13 @@ async function v2put(etcd: EtcdServer, key: string, value: string): Promise<void
   if (!res.ok) throw new Error(`v2 PUT ${key}: ${res.status} ${await res.text()}`);
 }
 
+/** v3 write straight through etcd's JSON gateway: any value (etcdctl takes values as arguments, at most 128 KiB). */
+async function v3putRaw(etcd: EtcdServer, key: string, value: string): Promise<void> {
+  const b64 = (x: string): string => Buffer.from(x).toString('base64');
+  const res = await fetch(`${etcd.endpoint}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(key), value: b64(value) }) });
+  if (!res.ok) throw new Error(`v3 put ${key}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+}
+
 /** A debug logger that keeps its lines, to prove a fallback was not taken. */
 function recordingLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
@@ -76,6 +83,7 @@ describe('etcd lease stores', { skip }, () => {
       await etcd.etcdctl(3, ['put', `${s.prefix}/noise`, 'x']);
       await s.compact((await s.listLeases()).revision);
     },
+    writeRaw: (s, key, value) => v3putRaw(etcd, `${(s as Etcd3LeaseStore).prefix}/${key}`, value),
   });
 
   leaseStoreContract({
@@ -94,6 +102,7 @@ describe('etcd lease stores', { skip }, () => {
         await Promise.all(Array.from({ length: 50 }, (_, i) => v2put(etcd, `${prefix}/noise/${batch + i}`, 'x')));
       }
     },
+    writeRaw: (s, key, value) => v2put(etcd, `${(s as unknown as { prefix: string }).prefix}/${key}`, value),
   });
 
   describe('etcd v3 specifics', () => {

@@ -11,14 +11,30 @@
 //           set/create/update/compareAndSwap = put, delete/expire/compareAndDelete = delete;
 //           errorCode 401 (event index cleared: more than 1000 events behind) = onReset.
 // expiresAt comes from the node's `expiration` (RFC 3339, nanoseconds), null without one.
+//
+// Bounds: every reply is read through ElidingJsonScanner (../bounded-json.ts): a value string
+// longer than any lease value can be (in JSON escapes) is never held, only its length; a value
+// over MAX_LEASE_VALUE_BYTES is left out by key (LeaseListing.skipped, a `skip` watch event). A
+// listing reply may keep at most V2_LIST_MAX_BYTES, any other reply V2_REPLY_MAX_BYTES; the
+// network config at most MAX_CONFIG_BYTES.
 import http from 'node:http';
 import https from 'node:https';
 import { posix } from 'node:path';
 import { WeftError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../log/logger.ts';
-import type { LeaseListing, LeaseStore, StoredLease, Watch, WatchEvent, WatchHandlers } from '../store.ts';
+import { BodyTooLargeError, elidedLength, ElidingJsonScanner } from '../bounded-json.ts';
+import { MAX_LEASE_VALUE_BYTES, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchEvent, type WatchHandlers } from '../store.ts';
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
+
+/** The most bytes of network config weft reads; flannel's configs are a few hundred. */
+export const MAX_CONFIG_BYTES = 64 * 1024;
+/** Most bytes kept of a listing reply (v2 cannot page; about 100,000 flannel leases). */
+export const V2_LIST_MAX_BYTES = 32 * 1024 * 1024;
+/** Most bytes kept of any other reply. */
+export const V2_REPLY_MAX_BYTES = 1024 * 1024;
+/** JSON writes a byte as at most 6 characters (\u00XX): a longer value string is certainly too large. */
+const jsonLength = (bytes: number): number => 6 * bytes;
 
 export interface Etcd2StoreOptions {
   /** Validated client URLs, e.g. http://127.0.0.1:2379 (see parseEndpoints in ../open-store.ts). */
@@ -37,7 +53,8 @@ export interface Etcd2StoreOptions {
 /** An etcd v2 node as the keys API returns it. */
 export interface V2Node {
   key: string;
-  value?: string;
+  /** The value; a negative number when it was left out for size (see bounded-json.ts). */
+  value?: string | number;
   dir?: boolean;
   nodes?: V2Node[];
   expiration?: string;
@@ -126,37 +143,57 @@ export class Etcd2LeaseStore implements LeaseStore {
   }
 
   async getConfig(): Promise<string | null> {
-    const reply = await this.request('GET', this.#abs('config'), { quorum: 'true' });
+    const reply = await this.request('GET', this.#abs('config'), { quorum: 'true' }, undefined, { elideValuesOver: jsonLength(MAX_CONFIG_BYTES) });
     if (isError(reply, ERR_KEY_NOT_FOUND)) return null;
     const node = this.#node(reply, 'get config');
     if (node.dir) throw new WeftError('WEFT_DECODE', `etcd v2: ${node.key} is a directory, not the network config`);
-    return node.value ?? '';
+    const value = node.value ?? '';
+    if (typeof value !== 'string' || Buffer.byteLength(value) > MAX_CONFIG_BYTES) {
+      const size = typeof value === 'string' ? `${Buffer.byteLength(value)} bytes` : `over ${jsonLength(MAX_CONFIG_BYTES)} characters of JSON`;
+      throw new WeftError('WEFT_INVALID_CONFIG', `etcd v2: the network config at ${node.key} is ${size}; weft reads at most ${MAX_CONFIG_BYTES} bytes `
+        + `(a flannel config is a few hundred). Rewrite it with etcdctl set ${node.key} '<json>'.`);
+    }
+    return value;
   }
 
   async listLeases(): Promise<LeaseListing> {
-    const reply = await this.request('GET', this.#abs('subnets'), { recursive: 'true', quorum: 'true' });
+    let reply: V2Reply;
+    try {
+      reply = await this.request('GET', this.#abs('subnets'), { recursive: 'true', quorum: 'true' }, undefined, { maxBytes: V2_LIST_MAX_BYTES });
+    } catch (e) {
+      if (!(e instanceof BodyTooLargeError)) throw e;
+      throw new WeftError('WEFT_DECODE', `etcd v2: the listing of ${this.#abs('subnets')} is over ${V2_LIST_MAX_BYTES} bytes even without oversized values; `
+        + 'the v2 API cannot page it. Move the cluster to the v3 API (--etcd-api v3), which weft lists in pages.', { cause: e });
+    }
     if (isError(reply, ERR_KEY_NOT_FOUND)) return { leases: [], revision: this.#revision(reply) };
     const dir = this.#node(reply, 'list leases');
     const leases: StoredLease[] = [];
+    const skipped: SkippedKey[] = [];
     const walk = (n: V2Node): void => {
       for (const child of n.nodes ?? []) {
-        if (child.dir) walk(child);
-        else leases.push(this.#stored(child));
+        if (child.dir) {
+          walk(child);
+          continue;
+        }
+        const problem = valueProblem(child.value);
+        if (problem === null) leases.push(this.#stored(child));
+        else skipped.push({ key: this.#rel(child.key), reason: problem });
       }
     };
     walk(dir);
-    return { leases, revision: this.#revision(reply) };
+    for (const k of skipped) this.#log.warn({ key: k.key, reason: k.reason }, 'etcd v2: leaving a lease key out of the listing');
+    return { leases, revision: this.#revision(reply), ...(skipped.length > 0 ? { skipped } : {}) };
   }
 
   async create(key: string, value: string, ttlSeconds: number | null): Promise<boolean> {
-    const reply = await this.request('PUT', this.#abs(key), { prevExist: 'false', ...ttlQuery(ttlSeconds) }, { value });
+    const reply = await this.request('PUT', this.#abs(key), { prevExist: 'false', ...ttlQuery(ttlSeconds) }, { value: checkedValue(key, value) });
     if (isError(reply, ERR_NODE_EXIST)) return false;
     this.#node(reply, 'create');
     return true;
   }
 
   async put(key: string, value: string, ttlSeconds: number | null): Promise<StoredLease> {
-    const reply = await this.request('PUT', this.#abs(key), ttlQuery(ttlSeconds), { value });
+    const reply = await this.request('PUT', this.#abs(key), ttlQuery(ttlSeconds), { value: checkedValue(key, value) });
     return this.#stored(this.#node(reply, 'put'));
   }
 
@@ -205,7 +242,11 @@ export class Etcd2LeaseStore implements LeaseStore {
       return { next, event: null };
     }
     const key = this.#rel(node.key);
-    if (PUT_ACTIONS.has(body.action)) return { next, event: { type: 'put', lease: this.#stored(node), revision: node.modifiedIndex } };
+    if (PUT_ACTIONS.has(body.action)) {
+      const problem = valueProblem(node.value);
+      if (problem !== null) return { next, event: { type: 'skip', key, reason: problem, revision: node.modifiedIndex } };
+      return { next, event: { type: 'put', lease: this.#stored(node), revision: node.modifiedIndex } };
+    }
     if (DELETE_ACTIONS.has(body.action)) return { next, event: { type: 'delete', key, revision: node.modifiedIndex } };
     return { next, event: null };
   }
@@ -215,7 +256,7 @@ export class Etcd2LeaseStore implements LeaseStore {
    * until one answers. HTTP error statuses are answers; only transport failures move on.
    */
   async request(method: string, key: string, query: Record<string, string>, form?: Record<string, string>,
-    options: { signal?: AbortSignal; onHeaders?: (index: number | null) => void } = {}): Promise<V2Reply> {
+    options: { signal?: AbortSignal; onHeaders?: (index: number | null) => void; maxBytes?: number; elideValuesOver?: number } = {}): Promise<V2Reply> {
     const path = `/v2/keys${key.split('/').map(encodeURIComponent).join('/')}`;
     const qs = new URLSearchParams(query).toString();
     const body = form ? new URLSearchParams(form).toString() : undefined;
@@ -225,11 +266,12 @@ export class Etcd2LeaseStore implements LeaseStore {
       const url = new URL(`${path}${qs ? `?${qs}` : ''}`, this.#urls[at]);
       const signal = options.signal ?? AbortSignal.timeout(this.#timeoutMs);
       try {
-        const reply = await this.#send(method, url, body, signal, options.onHeaders);
+        const bounds = { maxBytes: options.maxBytes ?? V2_REPLY_MAX_BYTES, elideValuesOver: options.elideValuesOver ?? jsonLength(MAX_LEASE_VALUE_BYTES) };
+        const reply = await this.#send(method, url, body, signal, bounds, options.onHeaders);
         this.#preferred = at;
         return reply;
       } catch (e) {
-        if (options.signal?.aborted) throw e;
+        if (options.signal?.aborted || e instanceof BodyTooLargeError) throw e;
         failures.push(`${this.endpoints[at]}: ${describeNetError(e)}`);
       }
     }
@@ -238,7 +280,8 @@ export class Etcd2LeaseStore implements LeaseStore {
       + '(--etcd-cafile, --etcd-certfile, --etcd-keyfile).');
   }
 
-  #send(method: string, url: URL, body: string | undefined, signal: AbortSignal, onHeaders?: (index: number | null) => void): Promise<V2Reply> {
+  #send(method: string, url: URL, body: string | undefined, signal: AbortSignal, bounds: { maxBytes: number; elideValuesOver: number },
+    onHeaders?: (index: number | null) => void): Promise<V2Reply> {
     const mod = url.protocol === 'https:' ? https : http;
     const headers: http.OutgoingHttpHeaders = { accept: 'application/json' };
     if (body !== undefined) {
@@ -250,11 +293,22 @@ export class Etcd2LeaseStore implements LeaseStore {
       const req = mod.request(url, { method, headers, agent: this.#agent, signal }, (res) => {
         const index = headerIndex(res.headers['x-etcd-index']);
         onHeaders?.(index);
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('aborted', () => reject(new Error('the response was cut off')));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, index, text: Buffer.concat(chunks).toString('utf8') }));
+        // Bounded: oversized values are left out as they stream in (see bounded-json.ts).
+        const scanner = new ElidingJsonScanner(bounds);
+        let failed = false;
+        res.on('data', (c: Buffer) => {
+          if (failed) return;
+          try {
+            scanner.push(c);
+          } catch (e) {
+            failed = true;
+            reject(e as Error);
+            req.destroy();
+          }
+        });
+        res.on('error', (e) => { if (!failed) reject(e); });
+        res.on('aborted', () => { if (!failed) reject(new Error('the response was cut off')); });
+        res.on('end', () => { if (!failed) resolve({ status: res.statusCode ?? 0, index, text: scanner.end().toString('utf8') }); });
       });
       req.on('error', reject);
       req.end(body);
@@ -299,7 +353,7 @@ export class Etcd2LeaseStore implements LeaseStore {
   }
 
   #stored(node: V2Node): StoredLease {
-    return { key: this.#rel(node.key), value: node.value ?? '', expiresAt: expiresAt(node), version: node.modifiedIndex };
+    return { key: this.#rel(node.key), value: typeof node.value === 'string' ? node.value : '', expiresAt: expiresAt(node), version: node.modifiedIndex };
   }
 
   #abs(key: string): string {
@@ -401,6 +455,23 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** Why a node's value cannot be handed over as a lease, or null when it can. */
+function valueProblem(value: string | number | undefined): string | null {
+  const bound = `over the ${MAX_LEASE_VALUE_BYTES}-byte bound on a lease (flannel's are under 300); remove or rewrite the key with etcdctl`;
+  const elided = elidedLength(value);
+  if (elided !== null) return `its value is ${elided} characters of JSON (at least ${Math.ceil(elided / 6)} bytes), ${bound}`;
+  const size = typeof value === 'string' ? Buffer.byteLength(value) : 0;
+  return size > MAX_LEASE_VALUE_BYTES ? `its value is ${size} bytes, ${bound}` : null;
+}
+
+function checkedValue(key: string, value: string): string {
+  const size = Buffer.byteLength(value);
+  if (size > MAX_LEASE_VALUE_BYTES) {
+    throw new WeftError('WEFT_INTERNAL', `etcd v2: refusing to write ${size} bytes to ${key}: a lease value is at most ${MAX_LEASE_VALUE_BYTES} bytes`);
+  }
+  return value;
+}
+
 function ttlQuery(ttlSeconds: number | null): Record<string, string> {
   if (ttlSeconds === null) return {};
   if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) {
@@ -439,7 +510,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 function isNode(v: unknown): v is V2Node {
   return isRecord(v) && typeof v.key === 'string' && typeof v.modifiedIndex === 'number'
-    && (v.value === undefined || typeof v.value === 'string')
+    && (v.value === undefined || typeof v.value === 'string' || typeof v.value === 'number')
     && (v.nodes === undefined || (Array.isArray(v.nodes) && v.nodes.every(isNode)));
 }
 

@@ -36,4 +36,7 @@ leaseStoreContract({
   async forgetHistory(s) {
     memory(s).compact();
   },
+  async writeRaw(s, key, value) {
+    memory(s).writeRaw(key, value, null);
+  },
 });

@@ -1,7 +1,17 @@
 // An in-memory LeaseStore for unit tests of lease policy: TTLs run on an injected clock, and
 // tests can compact history (to exercise re-list) or fail the next calls. The real stores
 // (src/lease/etcd2, src/lease/etcd3) pass the same contract tests against a real etcd.
-import type { LeaseListing, LeaseStore, StoredLease, Watch, WatchEvent, WatchHandlers } from '../store.ts';
+import { WeftError } from '../../errors.ts';
+import { MAX_LEASE_VALUE_BYTES, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchEvent, type WatchHandlers } from '../store.ts';
+
+/** The most bytes of network config the stores read (as the etcd stores do). */
+export const MAX_CONFIG_BYTES = 64 * 1024;
+
+/** Why a value cannot be handed over as a lease (as the etcd stores judge it), or null. */
+function valueProblem(value: string): string | null {
+  const size = Buffer.byteLength(value);
+  return size > MAX_LEASE_VALUE_BYTES ? `its value is ${size} bytes, over the ${MAX_LEASE_VALUE_BYTES}-byte bound on a lease` : null;
+}
 
 export interface Clock {
   now(): number;
@@ -52,28 +62,44 @@ export class MemoryLeaseStore implements LeaseStore {
 
   async getConfig(): Promise<string | null> {
     this.#maybeFail();
+    if (this.#config !== null && Buffer.byteLength(this.#config) > MAX_CONFIG_BYTES) {
+      throw new WeftError('WEFT_INVALID_CONFIG', `memory store: the network config is ${Buffer.byteLength(this.#config)} bytes; weft reads at most ${MAX_CONFIG_BYTES}`);
+    }
     return this.#config;
   }
 
   async listLeases(): Promise<LeaseListing> {
     this.#maybeFail();
     this.expire();
-    const leases = [...this.#keys].filter(([k]) => k.startsWith('subnets/')).map(([k, e]) => this.#stored(k, e));
-    return { leases, revision: this.#revision };
+    const leases: StoredLease[] = [];
+    const skipped: SkippedKey[] = [];
+    for (const [key, e] of this.#keys) {
+      if (!key.startsWith('subnets/')) continue;
+      const reason = valueProblem(e.value);
+      if (reason === null) leases.push(this.#stored(key, e));
+      else skipped.push({ key, reason });
+    }
+    return { leases, revision: this.#revision, ...(skipped.length > 0 ? { skipped } : {}) };
   }
 
   async create(key: string, value: string, ttlSeconds: number | null): Promise<boolean> {
     this.#maybeFail();
     this.expire();
     if (this.#keys.has(key)) return false;
-    this.#write(key, value, ttlSeconds);
+    this.#write(key, checked(key, value), ttlSeconds);
     return true;
   }
 
   async put(key: string, value: string, ttlSeconds: number | null): Promise<StoredLease> {
     this.#maybeFail();
     this.expire();
-    return this.#write(key, value, ttlSeconds);
+    return this.#write(key, checked(key, value), ttlSeconds);
+  }
+
+  /** Writes any value, as another etcd client could (tests of oversized values). */
+  writeRaw(key: string, value: string, ttlSeconds: number | null): void {
+    this.expire();
+    this.#write(key, value, ttlSeconds);
   }
 
   async delete(key: string): Promise<void> {
@@ -103,7 +129,10 @@ export class MemoryLeaseStore implements LeaseStore {
     const entry: Entry = { value, expiresAt: ttlSeconds === null ? null : this.#clock.now() + ttlSeconds * 1000, version: ++this.#revision };
     this.#keys.set(key, entry);
     const lease = this.#stored(key, entry);
-    if (key.startsWith('subnets/')) this.#emit({ type: 'put', lease, revision: entry.version });
+    const reason = valueProblem(value);
+    if (key.startsWith('subnets/')) {
+      this.#emit(reason === null ? { type: 'put', lease, revision: entry.version } : { type: 'skip', key, reason, revision: entry.version });
+    }
     return lease;
   }
 
@@ -122,4 +151,12 @@ export class MemoryLeaseStore implements LeaseStore {
       throw new Error('memory store: injected failure (store unreachable)');
     }
   }
+}
+
+function checked(key: string, value: string): string {
+  const size = Buffer.byteLength(value);
+  if (size > MAX_LEASE_VALUE_BYTES) {
+    throw new WeftError('WEFT_INTERNAL', `memory store: refusing to write ${size} bytes to ${key}: a lease value is at most ${MAX_LEASE_VALUE_BYTES} bytes`);
+  }
+  return value;
 }
