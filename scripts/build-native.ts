@@ -49,9 +49,6 @@ await build({
   format: 'esm',
   target: 'node24',
   banner: { js: banner },
-  // etcd3 loads its .proto files from its own directory at run time: leave it (and gRPC) in
-  // node_modules rather than in the bundle.
-  external: ['etcd3', '@grpc/grpc-js', '@grpc/proto-loader'],
   logLevel: 'warning',
 });
 console.log(`built ${join(out, 'weft.mjs')}`);

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { Etcd3 } from 'etcd3';
+import { EtcdGateway } from '../../src/lease/etcd3/gateway.ts';
 
 export type InnerSpec =
   | { kind: 'populate'; endpoint: string; prefix: string; config: string; count: number; ttlSeconds: number; resultFile: string }
@@ -53,6 +53,34 @@ export const coldSubnet = (i: number): string => `10.${(i >> 8) & 255}.${i & 255
 
 const subnetKey = (prefix: string, subnet: string): string => `${prefix}/subnets/${subnet.replace('/', '-')}`;
 
+/** The few etcd v3 calls this file makes, over etcd's JSON gateway (keys and values base64). */
+class V3 {
+  readonly #g: EtcdGateway;
+  constructor(endpoint: string) {
+    this.#g = new EtcdGateway({ endpoints: [endpoint], timeoutMs: 30_000, maxSockets: 64 });
+  }
+  deleteRange(key: string, rangeEnd?: string): Promise<unknown> {
+    return this.#g.call('/v3/kv/deleterange', { key: b64(key), ...(rangeEnd ? { range_end: b64(rangeEnd) } : {}) });
+  }
+  put(key: string, value: string, lease?: string): Promise<unknown> {
+    return this.#g.call('/v3/kv/put', { key: b64(key), value: b64(value), ...(lease ? { lease } : {}) });
+  }
+  async grant(ttlSeconds: number): Promise<string> {
+    return String((await this.#g.call('/v3/lease/grant', { TTL: String(ttlSeconds) }) as { ID: string }).ID);
+  }
+  revoke(id: string): Promise<unknown> {
+    return this.#g.call('/v3/lease/revoke', { ID: id });
+  }
+  async keys(key: string, rangeEnd: string): Promise<string[]> {
+    const res = await this.#g.call('/v3/kv/range', { key: b64(key), range_end: b64(rangeEnd), keys_only: true }, { maxBytes: 64 * 1024 * 1024 }) as { kvs?: { key: string }[] };
+    return (res.kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString());
+  }
+  close(): void {
+    this.#g.close();
+  }
+}
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
@@ -60,15 +88,15 @@ async function mapLimit<T>(items: readonly T[], limit: number, fn: (x: T) => Pro
   }));
 }
 
-async function populate(client: Etcd3, s: Extract<InnerSpec, { kind: 'populate' }>): Promise<PopulateResult> {
+async function populate(client: V3, s: Extract<InnerSpec, { kind: 'populate' }>): Promise<PopulateResult> {
   const t0 = hr();
-  await client.kv.deleteRange({ key: Buffer.from(`${s.prefix}/`), range_end: Buffer.from(`${s.prefix}0`) });
-  await client.kv.put({ key: Buffer.from(`${s.prefix}/config`), value: Buffer.from(s.config) });
+  await client.deleteRange(`${s.prefix}/`, `${s.prefix}0`);
+  await client.put(`${s.prefix}/config`, s.config);
   // One etcd lease per subnet lease, as flanneld grants them.
   const indexes = Array.from({ length: s.count }, (_, i) => i + 1);
   await mapLimit(indexes, 64, async (i) => {
-    const grant = await client.leaseClient.leaseGrant({ TTL: s.ttlSeconds, ID: 0 });
-    await client.kv.put({ key: Buffer.from(subnetKey(s.prefix, coldSubnet(i))), value: Buffer.from(leaseValue(fakePublicIp(i))), lease: grant.ID });
+    const lease = await client.grant(s.ttlSeconds);
+    await client.put(subnetKey(s.prefix, coldSubnet(i)), leaseValue(fakePublicIp(i)), lease);
   });
   return { ms: hr() - t0, written: s.count };
 }
@@ -106,9 +134,9 @@ function waitFor(w: Watcher, k: string, timeoutMs: number): Promise<number | nul
   });
 }
 
-async function converge(client: Etcd3, s: Extract<InnerSpec, { kind: 'converge' }>): Promise<ConvergeResult> {
-  const existing = await client.kv.range({ key: Buffer.from(`${s.prefix}/subnets/`), range_end: Buffer.from(`${s.prefix}/subnets0`), keys_only: true });
-  const used = new Set(existing.kvs.map((kv) => kv.key.toString().split('/').pop()));
+async function converge(client: V3, s: Extract<InnerSpec, { kind: 'converge' }>): Promise<ConvergeResult> {
+  const existing = await client.keys(`${s.prefix}/subnets/`, `${s.prefix}/subnets0`);
+  const used = new Set(existing.map((k) => k.split('/').pop()));
   const subnets: string[] = [];
   for (let x = 1; x <= 254 && subnets.length < s.count; x++) if (!used.has(`10.16.${x}.0-24`)) subnets.push(`10.16.${x}.0/24`);
   if (subnets.length < s.count) throw new Error(`only ${subnets.length} free /24s in 10.16.0.0/16 for ${s.count} leases`);
@@ -124,11 +152,11 @@ async function converge(client: Etcd3, s: Extract<InnerSpec, { kind: 'converge' 
   const grants = new Map<string, string>();
   try {
     for (const [i, subnet] of subnets.entries()) {
-      const grant = await client.leaseClient.leaseGrant({ TTL: s.ttlSeconds, ID: 0 });
-      grants.set(subnet, grant.ID);
+      const lease = await client.grant(s.ttlSeconds);
+      grants.set(subnet, lease);
       const waits = watchers.map(({ w }) => waitFor(w, `add ${subnet}`, s.timeoutMs));
       const t0 = hr();
-      await client.kv.put({ key: Buffer.from(subnetKey(s.prefix, subnet)), value: Buffer.from(leaseValue(fakePublicIp(i))), lease: grant.ID });
+      await client.put(subnetKey(s.prefix, subnet), leaseValue(fakePublicIp(i)), lease);
       result.putMs.push(hr() - t0);
       const seen = await Promise.all(waits);
       watchers.forEach(({ n }, j) => result.add[n.name]!.push(seen[j] === null ? null : seen[j]! - t0));
@@ -137,11 +165,11 @@ async function converge(client: Etcd3, s: Extract<InnerSpec, { kind: 'converge' 
     for (const subnet of subnets) {
       const waits = watchers.map(({ w }) => waitFor(w, `del ${subnet}`, s.timeoutMs));
       const t0 = hr();
-      await client.kv.deleteRange({ key: Buffer.from(subnetKey(s.prefix, subnet)) });
+      await client.deleteRange(subnetKey(s.prefix, subnet));
       const seen = await Promise.all(waits);
       watchers.forEach(({ n }, j) => result.remove[n.name]!.push(seen[j] === null ? null : seen[j]! - t0));
       const id = grants.get(subnet);
-      if (id !== undefined) await client.leaseClient.leaseRevoke({ ID: id }).catch(() => undefined);
+      if (id !== undefined) await client.revoke(id).catch(() => undefined);
       await gap();
     }
   } finally {
@@ -152,20 +180,17 @@ async function converge(client: Etcd3, s: Extract<InnerSpec, { kind: 'converge' 
 
 export async function runInner(specFile: string): Promise<void> {
   const spec = JSON.parse(readFileSync(specFile, 'utf8')) as InnerSpec;
-  const client = new Etcd3({ hosts: spec.endpoint });
-  // gRPC calls in flight do not hold the event loop open on their own.
-  const hold = setInterval(() => undefined, 1 << 30);
+  const client = new V3(spec.endpoint);
   try {
     let result: unknown;
     if (spec.kind === 'populate') result = await populate(client, spec);
     else if (spec.kind === 'converge') result = await converge(client, spec);
     else {
-      await client.kv.deleteRange({ key: Buffer.from(`${spec.prefix}/`), range_end: Buffer.from(`${spec.prefix}0`) });
+      await client.deleteRange(`${spec.prefix}/`, `${spec.prefix}0`);
       result = {};
     }
     writeFileSync(spec.resultFile, JSON.stringify(result));
   } finally {
-    clearInterval(hold);
     client.close();
   }
 }

@@ -17,7 +17,6 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { labDown, labUp, type LabState } from '../../src/lab/index.ts';
@@ -250,10 +249,9 @@ async function memProbe(state: LabState, what: string, importUrl: string | undef
 }
 
 async function memProbes(state: LabState): Promise<MemProbe[]> {
-  const etcd3 = pathToFileURL(createRequire(join(ROOT, 'package.json')).resolve('etcd3')).href;
   const probes: [string, string | undefined][] = [
     ['node alone', undefined],
-    ['node + import etcd3 (gRPC, protobufjs)', etcd3],
+    ['node + import src/lease/etcd3/etcd3-store.ts (the etcd v3 store and its JSON-gateway client)', pathToFileURL(join(ROOT, 'src/lease/etcd3/etcd3-store.ts')).href],
     ['node + import src/agent/agent.ts (the agent\'s whole module graph, TypeScript stripped at load)', pathToFileURL(join(ROOT, 'src/agent/agent.ts')).href],
   ];
   const out: MemProbe[] = [];
@@ -341,7 +339,7 @@ function explain(convergence: ConvergeResult[], cold: ColdRun[], mem: MemProbe[]
     const ready = med(l, big, (r) => r.readyMs);
     parts.push(`${LAUNCHERS[l]}, ${big} leases, ready after ${msText(ready)} ms: start-up and module loading until the first log line ${msText(load)} ms; etcd, config and interface ${msText(iface - load)} ms; listing the leases and acquiring one ${msText(leased - iface)} ms; listing them again for the peer watch and programming every peer ${msText(synced - leased)} ms.`);
   }
-  parts.push('At start the agent lists all leases three times (its own lease by PublicIP, in acquire, for the peer watch); the first listing also asks etcd for every subnet lease\'s TTL (one LeaseTimeToLive call per etcd lease, over the lean HTTP/2 client), the others hit its TTL cache. Programming N peers is one netlink batch of 3N requests (neighbour, FDB entry, route) after three dumps.');
+  parts.push('At start the agent lists all leases three times (its own lease by PublicIP, in acquire, for the peer watch); the first listing also asks etcd for every subnet lease\'s TTL (one LeaseTimeToLive call per etcd lease, over the lean HTTP/2 client; everything else goes through etcd\'s v3 JSON gateway), the others hit its TTL cache. Programming N peers is one netlink batch of 3N requests (neighbour, FDB entry, route) after three dumps.');
   const rss = (l: Launcher, size: number): number => med(l, size, (r) => r.rssSettledMb);
   const slopes = launchers.filter(() => sizes.length > 1).map((l) => {
     const [a, b] = [Math.min(...sizes.filter((x) => x > 0)), Math.max(...sizes)];
@@ -349,7 +347,7 @@ function explain(convergence: ConvergeResult[], cold: ColdRun[], mem: MemProbe[]
   }).filter(Boolean);
   const m = (w: string): number => median(mem.filter((p) => p.what.startsWith(w)).map((p) => p.rssMb));
   if (mem.length > 0) {
-    parts.push(`Memory: a bare Node is ${num(m('node alone'))} MB; importing etcd3 (with @grpc/grpc-js and protobufjs) makes it ${num(m('node + import etcd3'))} MB; the agent's whole module graph, loaded from TypeScript, ${num(m('node + import src/agent'))} MB, before any lease. The bundle avoids Node's TypeScript stripper (amaro, a WebAssembly build of SWC) and starts ${num(rss('source', 0) - rss('bundle', 0))} MB lower (${num(rss('bundle', 0))} MB at 0 leases). Growth: ${slopes.join('; ')}.`);
+    parts.push(`Memory: a bare Node is ${num(m('node alone'))} MB; importing the etcd v3 store (node:http and a JSON-gateway client) makes it ${num(m('node + import src/lease/etcd3'))} MB; the agent's whole module graph, loaded from TypeScript, ${num(m('node + import src/agent'))} MB, before any lease. The bundle avoids Node's TypeScript stripper (amaro, a WebAssembly build of SWC) and starts ${num(rss('source', 0) - rss('bundle', 0))} MB lower (${num(rss('bundle', 0))} MB at 0 leases). Growth: ${slopes.join('; ')}.`);
   }
   if (launchers.includes('bundle-semi1') && launchers.includes('bundle')) {
     parts.push(`A 1 MB young generation (--max-semi-space-size=1) changes RSS at ${sizes.map((sz) => `${sz} leases from ${num(rss('bundle', sz))} to ${num(rss('bundle-semi1', sz))} MB`).join(', ')} and time to ready ${sizes.map((sz) => `at ${sz} from ${msText(med('bundle', sz, (r) => r.readyMs))} to ${msText(med('bundle-semi1', sz, (r) => r.readyMs))} ms`).join(', ')}: much of the growth is young-generation garbage that V8 keeps mapped, not live data.`);
