@@ -17,8 +17,17 @@ export interface CniResponse {
 
 const REQUEST_MAGIC = 'WCNI';
 const RESPONSE_MAGIC = 'WCNR';
-/** The front end refuses more than this on stdin; so do we, for each field. */
-export const MAX_FIELD = 16 << 20;
+/**
+ * The largest request frame, all of it (env and stdin). A real one is a few KiB: the CNI_*
+ * variables (a container ID, a netns path, CNI_ARGS with the pod's name and namespace) and the
+ * network config, with runtimeConfig and, for CHECK and DEL, prevResult. 1 MiB leaves room for
+ * a hundred times that, while 64 connections at the bound stay at 64 MiB. The front end
+ * (src/cni/shim/weft-cni.c, MAX_REQUEST) refuses to send more, so it never meets the server's
+ * refusal mid-send.
+ */
+export const MAX_REQUEST_BYTES = 1 << 20;
+/** No field can be bigger than the frame; responses (an ADD result is ~1 KiB) keep the same bound. */
+export const MAX_FIELD = MAX_REQUEST_BYTES;
 
 class Reader {
   #buf: Buffer;
