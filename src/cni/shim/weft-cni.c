@@ -37,7 +37,9 @@
 #define WEFT_FALLBACK ""
 #endif
 
-#define MAX_INPUT (16u << 20)
+/* The whole request frame; the server (MAX_REQUEST_BYTES in src/cni/wire.ts) refuses more.
+ * A real request is a few KiB. Checking here gives a clear error before anything is sent. */
+#define MAX_REQUEST (1u << 20)
 #define DEFAULT_SOCKET "@weft-cni"
 #define REPLY_TIMEOUT_SECONDS 300
 
@@ -45,11 +47,17 @@ extern char **environ;
 
 struct buf { char *data; size_t len, cap; };
 
-static void fail(const char *msg) {
-  /* A CNI error object on stdout, as libcni expects; code 11 = try again later. */
-  printf("{\"code\":11,\"msg\":\"%s\"}\n", msg);
+static void fail_code(int code, const char *msg) {
+  /* A CNI error object on stdout, as libcni expects. */
+  printf("{\"code\":%d,\"msg\":\"%s\"}\n", code, msg);
   exit(1);
 }
+
+/* Code 11: try again later. */
+static void fail(const char *msg) { fail_code(11, msg); }
+
+/* With code 6 (failed to decode content): retrying cannot help. */
+#define TOO_LARGE "larger than 1 MiB; a real one is a few KiB"
 
 static void put(struct buf *b, const void *p, size_t n) {
   if (b->len + n > b->cap) {
@@ -73,7 +81,7 @@ static void read_stdin(struct buf *in) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) fail("weft-cni: cannot read the network configuration from stdin");
     if (n == 0) return;
-    if (in->len + (size_t)n > MAX_INPUT) fail("weft-cni: network configuration on stdin is larger than 16 MiB");
+    if (in->len + (size_t)n > MAX_REQUEST) fail_code(6, "weft-cni: the network configuration on stdin is " TOO_LARGE);
     put(in, chunk, (size_t)n);
   }
 }
@@ -131,7 +139,7 @@ static uint32_t read_u32(int fd) {
 
 static void relay(int fd, int out) {
   uint32_t n = read_u32(fd);
-  if (n > MAX_INPUT) fail("weft-cni: malformed answer from the weft CNI server");
+  if (n > MAX_REQUEST) fail("weft-cni: malformed answer from the weft CNI server");
   char *p = malloc(n + 1);
   if (!p || read_full(fd, p, n) < 0) fail("weft-cni: truncated answer from the weft CNI server");
   for (size_t done = 0; done < n;) {
@@ -162,6 +170,7 @@ int main(void) {
   }
   put_u32(&req, (uint32_t)in.len);
   put(&req, in.data, in.len);
+  if (req.len > MAX_REQUEST) fail_code(6, "weft-cni: the request (CNI_* variables and network configuration) is " TOO_LARGE);
 
   for (size_t done = 0; done < req.len;) {
     ssize_t w = send(fd, req.data + done, req.len - done, MSG_NOSIGNAL);
