@@ -5,6 +5,8 @@ import { writeFileSync, rmSync } from 'node:fs';
 import { createLogger } from '../log/logger.ts';
 import { WeftError, errnoCode } from '../errors.ts';
 import { DEFAULT_CNI_SOCKET } from '../cni/socket-address.ts';
+import { MAX_REQUEST_BYTES } from '../cni/wire.ts';
+import { CniErrorCodes } from '../cni/spec.ts';
 
 // The plugin's modules load when a CNI command runs, not when any `weft` command starts.
 async function loadPlugin() {
@@ -14,10 +16,16 @@ async function loadPlugin() {
   return { handleCni, startCniServer, BridgeOperations, iptablesPodMasquerade };
 }
 
-async function readStdin(): Promise<string> {
+/** stdin up to the CNI server's bound (a real config is a few KiB), or undefined if it is bigger. */
+async function readStdin(): Promise<string | undefined> {
   if (process.stdin.isTTY) return '';
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_REQUEST_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
+  }
   return Buffer.concat(chunks).toString();
 }
 
@@ -30,9 +38,15 @@ export function registerCni(program: Command): void {
       const log = createLogger({ name: 'weft-cni', fd: 2, level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
       const env: Record<string, string> = {};
       for (const [k, v] of Object.entries(process.env)) if (k.startsWith('CNI_') && v !== undefined) env[k] = v;
+      const stdin = await readStdin();
+      if (stdin === undefined) {
+        process.stdout.write(`${JSON.stringify({ code: CniErrorCodes.decodeFailure, msg: `the network configuration on stdin is larger than ${MAX_REQUEST_BYTES >> 20} MiB; a real one is a few KiB` })}\n`);
+        process.exitCode = 1;
+        return;
+      }
       const ops = new BridgeOperations({ log, masquerade: iptablesPodMasquerade() });
       try {
-        const res = await handleCni({ env, stdin: await readStdin() }, ops, log);
+        const res = await handleCni({ env, stdin }, ops, log);
         process.stdout.write(res.stdout);
         process.stderr.write(res.stderr);
         process.exitCode = res.exitCode;
@@ -47,19 +61,27 @@ export function registerCni(program: Command): void {
     .option('--socket <path>', 'unix socket to listen on; "@name" is an abstract socket of this network namespace', process.env.WEFT_CNI_SOCKET ?? DEFAULT_CNI_SOCKET)
     .option('--ready-file <path>', 'create this file once the server is listening, and remove it on exit')
     .action(async (opts: { socket: string; readyFile?: string }) => {
+      if (opts.socket === '') throw new WeftError('WEFT_INVALID_CONFIG', '--socket must not be empty; pass a path or "@name" (default @weft-cni)');
       const { startCniServer, BridgeOperations, iptablesPodMasquerade } = await loadPlugin();
       const log = createLogger({ name: 'weft-cni-server' });
       const ops = new BridgeOperations({ log, masquerade: iptablesPodMasquerade() });
       let server;
       try {
-        server = await startCniServer({ socket: opts.socket, ops, log });
+        // Its errors (a missing directory, an address in use) are WeftErrors that say what to do.
+        server = await startCniServer({ socket: opts.socket, ops, log, socketSetting: '--socket' });
       } catch (e) {
-        if (errnoCode(e) === 'EADDRINUSE') {
-          throw new WeftError('WEFT_NOT_READY', `another CNI server already listens on ${opts.socket} in this network namespace; stop it first or pass --socket`);
-        }
+        ops.close();
         throw e;
       }
-      if (opts.readyFile) writeFileSync(opts.readyFile, `${process.pid}\n`);
+      if (opts.readyFile) {
+        try {
+          writeFileSync(opts.readyFile, `${process.pid}\n`);
+        } catch (e) {
+          server.close();
+          ops.close();
+          throw new WeftError('WEFT_IO', `cannot write --ready-file ${opts.readyFile}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+        }
+      }
       const stop = (signal: string): void => {
         log.info({ signal }, 'CNI server stopping');
         if (opts.readyFile) rmSync(opts.readyFile, { force: true });

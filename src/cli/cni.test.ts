@@ -1,0 +1,50 @@
+// `weft cni-server` refuses sockets it cannot serve with a WeftError that says what to do
+// (main.ts prints a WeftError as "weft: <message>" and exits 1, without a stack trace).
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:net';
+import { Command } from 'commander';
+import { isWeftError } from '../errors.ts';
+import { silentLogger } from '../log/logger.ts';
+import { startCniServer } from '../cni/server.ts';
+import type { CniOperations } from '../cni/plugin.ts';
+import { registerCni } from './cni.ts';
+
+const skip = process.getuid?.() === 0 ? false : 'the CNI server opens netlink sockets of the node';
+
+async function cniServer(args: string[]): Promise<unknown> {
+  const program = new Command('weft').exitOverride();
+  registerCni(program);
+  try {
+    await program.parseAsync(['cni-server', ...args], { from: 'user' });
+    return undefined;
+  } catch (e) {
+    return e;
+  }
+}
+
+function assertWeftError(e: unknown, message: RegExp): void {
+  assert.ok(isWeftError(e), `expected a WeftError, got ${String(e)}`);
+  assert.match(e.message, message);
+}
+
+describe('weft cni-server: sockets it cannot listen on', { skip }, () => {
+  let other: Server | undefined;
+  after(() => other?.close());
+
+  it('an empty --socket', async () => {
+    assertWeftError(await cniServer(['--socket', '']), /^--socket must not be empty/);
+  });
+
+  it('a --socket in a directory that does not exist', async () => {
+    assertWeftError(await cniServer(['--socket', '/nonexistent/dir/sock']),
+      /^cannot listen on \/nonexistent\/dir\/sock: directory \/nonexistent\/dir does not exist; create it or choose another --socket$/);
+  });
+
+  it('an abstract socket another server already serves', async () => {
+    const socket = `@weft-cli-test-${randomBytes(4).toString('hex')}`;
+    other = await startCniServer({ socket, ops: {} as CniOperations, log: silentLogger });
+    assertWeftError(await cniServer(['--socket', socket]), /another weft agent or cni-server is already serving it in this network namespace/);
+  });
+});
