@@ -27,6 +27,8 @@ test('the exposition carries build info, readiness, peers by path, CNI requests 
   assert.match(text, /weft_ipam_addresses\{state="used"\} 3/);
   assert.match(text, /weft_ipam_addresses\{state="free"\} 250/);
   assert.match(text, /weft_store_errors_total\{what="lease-renewal"\} 1/);
+  assert.match(text, /weft_event_loop_delay_seconds\{quantile="max"\} [\d.e-]+/);
+  m.close();
 });
 
 test('two agents in one process keep separate registries', async () => {
@@ -35,4 +37,6 @@ test('two agents in one process keep separate registries', async () => {
   a.cniRequest('DEL', 'ok', 0.001);
   assert.match(await a.text(), /weft_cni_requests_total\{verb="DEL",result="ok"\} 1/);
   assert.doesNotMatch(await b.text(), /verb="DEL"/);
+  a.close();
+  b.close();
 });

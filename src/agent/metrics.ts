@@ -2,6 +2,7 @@
 // registry per agent (never prom-client's global one, so tests and several runtimes in one
 // process don't collide), and no default process collectors beyond what an operator needs:
 // each collector costs memory and CPU on every scrape.
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { PHASES, type Phase } from './readiness.ts';
 
@@ -31,6 +32,7 @@ export class AgentMetrics {
   readonly #cniSeconds: Histogram;
   readonly #storeErrors: Counter;
   readonly #problems: Gauge;
+  readonly #loop: IntervalHistogram;
 
   constructor(o: AgentMetricsOptions) {
     const registers = [this.registry];
@@ -62,6 +64,18 @@ export class AgentMetrics {
         if (!u) return;
         this.set({ state: 'used' }, u.used);
         this.set({ state: 'free' }, u.free);
+      },
+    });
+    // The event loop's delay: netlink is synchronous on this thread, so a big reconcile shows here
+    // first (and in CNI latency). Max since start, and the p99, in seconds.
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    this.#loop = loop;
+    new Gauge({
+      name: 'weft_event_loop_delay_seconds', help: "the event loop's delay since start: max and p99", labelNames: ['quantile'], registers,
+      collect() {
+        this.set({ quantile: 'max' }, loop.max / 1e9);
+        this.set({ quantile: '0.99' }, loop.percentile(99) / 1e9);
       },
     });
     this.#peers.set({ path: 'direct' }, 0);
@@ -103,6 +117,16 @@ export class AgentMetrics {
 
   problems(n: number): void {
     this.#problems.set(n);
+  }
+
+  /** The worst event-loop delay since start, in milliseconds. */
+  eventLoopMaxMs(): number {
+    return this.#loop.max / 1e6;
+  }
+
+  /** Stops the event-loop sampling (the agent's stop). */
+  close(): void {
+    this.#loop.disable();
   }
 
   text(): Promise<string> {

@@ -59,6 +59,7 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
   const stopAll = async (): Promise<void> => {
     await runtime.stop().catch((e: Error) => log.warn({ err: e.message }, 'stopping the runtime'));
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    metrics.close();
     lock.release();
   };
   try {
