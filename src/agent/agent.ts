@@ -20,6 +20,7 @@ import type { AgentOptions } from './options.ts';
 import { startHealthz, startStatusServer, type AgentStatus, type PeerStatus } from './status.ts';
 import { AgentFirewall } from './firewall.ts';
 import { startAgentCniServer } from './cni.ts';
+import { acquireNodeLock } from './node-lock.ts';
 import { dataplaneBackendConfig } from './backend-config.ts';
 
 export interface RunningAgent {
@@ -51,6 +52,7 @@ async function untilReady<T>(what: string, log: Logger, attempt: () => Promise<T
 }
 
 export async function startAgent(opts: AgentOptions, log: Logger): Promise<RunningAgent> {
+  const nodeLock = acquireNodeLock(opts.lockFile); // before anything: a second agent must not touch this node
   let stopping = false;
   const errors: { at: string; message: string }[] = [];
   const noteError = (message: string): void => {
@@ -170,6 +172,7 @@ export async function startAgent(opts: AgentOptions, log: Logger): Promise<Runni
       await cni?.stop();
       await store.close();
       nl.close();
+      nodeLock.release();
       fail(new Error('stopped'));
     },
   };

@@ -48,3 +48,18 @@ test('bad values name the flag and the value', () => {
     assert.throws(() => resolveAgentOptions(flags, {}), (e) => isWeftError(e, 'WEFT_INVALID_CONFIG') && pattern.test(e.message), JSON.stringify(flags));
   }
 });
+
+test('lock file, log level and log format: flags, WEFT_* environment, defaults, and refusals by name', () => {
+  const d = resolveAgentOptions({}, {});
+  assert.equal(d.lockFile, '/run/weft/agent.lock');
+  assert.equal(d.logLevel, 'info');
+  assert.equal(d.logFormat, 'json');
+  const env = { WEFT_LOCK_FILE: '/tmp/n1.lock', WEFT_LOG_LEVEL: 'debug', WEFT_LOG_FORMAT: 'text' };
+  const fromEnv = resolveAgentOptions({}, env);
+  assert.deepEqual([fromEnv.lockFile, fromEnv.logLevel, fromEnv.logFormat], ['/tmp/n1.lock', 'debug', 'text']);
+  const fromFlags = resolveAgentOptions({ lockFile: '/x.lock', logLevel: 'trace', logFormat: 'json' }, env);
+  assert.deepEqual([fromFlags.lockFile, fromFlags.logLevel, fromFlags.logFormat], ['/x.lock', 'trace', 'json']);
+  assert.throws(() => resolveAgentOptions({ logLevel: 'loud' }, {}), /--log-level="loud": expected one of trace, debug, info, warn, error/);
+  assert.throws(() => resolveAgentOptions({ logFormat: 'yaml' }, {}), /--log-format="yaml": expected one of json, text/);
+  assert.throws(() => resolveAgentOptions({ lockFile: '' }, {}), /--lock-file="": needs a path/);
+});

@@ -3,6 +3,8 @@
 // environment form: FLANNELD_<UPPER_SNAKE> (flanneld's) or WEFT_<UPPER_SNAKE>; a flag on the
 // command line wins over the environment, which wins over the default.
 import { WeftError } from '../errors.ts';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log/logger.ts';
+import { DEFAULT_LOCK_FILE } from './node-lock.ts';
 
 export type EtcdApi = 'v2' | 'v3' | 'auto';
 
@@ -36,6 +38,12 @@ export interface AgentOptions {
   statusSocket: string;
   /** weft: where the CNI server listens; "" disables it. */
   cniSocket: string;
+  /** weft: the node lock (one agent per node; `weft uninstall` takes it too). */
+  lockFile: string;
+  /** weft: the least severe log level written. */
+  logLevel: LogLevel;
+  /** weft: JSON lines (pino's format) or one readable text line per event. */
+  logFormat: LogFormat;
 }
 
 export const DEFAULT_AGENT_OPTIONS: Readonly<AgentOptions> = Object.freeze({
@@ -61,6 +69,9 @@ export const DEFAULT_AGENT_OPTIONS: Readonly<AgentOptions> = Object.freeze({
   reconcileSeconds: 10,
   statusSocket: '/run/weft/agent.sock',
   cniSocket: '@weft-cni',
+  lockFile: DEFAULT_LOCK_FILE,
+  logLevel: 'info',
+  logFormat: 'json',
 });
 
 /** flanneld's flag name for each option (weft-only options have weft names). */
@@ -87,6 +98,9 @@ export const FLAG_NAMES: Record<keyof AgentOptions, string> = {
   reconcileSeconds: 'reconcile-interval',
   statusSocket: 'status-socket',
   cniSocket: 'cni-socket',
+  lockFile: 'lock-file',
+  logLevel: 'log-level',
+  logFormat: 'log-format',
 };
 
 export function envNames(flag: string): string[] {
@@ -98,15 +112,21 @@ const bad = (flag: string, value: string, why: string): WeftError =>
   new WeftError('WEFT_INVALID_CONFIG', `--${flag}=${JSON.stringify(value)}: ${why}`);
 
 /**
- * A duration in seconds. flanneld's --subnet-lease-renew-margin is a bare number of
- * minutes; weft also accepts units ("90s", "5m", "24h") so tests can use seconds.
+ * A duration in seconds: a number with a unit (ms, s, m, h; "1.5h", "250ms"), or a bare number
+ * of `bareUnitSeconds` each (flanneld's --subnet-lease-renew-margin is bare minutes). The one
+ * duration parser of the project: the lab's --lease-ttl goes through it too.
  */
 export function parseDuration(flag: string, value: string, bareUnitSeconds: number): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  const m = /^(\d{1,12}(?:\.\d{1,9})?)(ms|s|m|h)?$/.exec(value.trim());
   if (!m) throw bad(flag, value, 'expected a number, optionally with a unit: ms, s, m or h (e.g. 30s)');
   const n = Number(m[1]);
   const unit = m[2] === undefined ? bareUnitSeconds : { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as 'ms' | 's' | 'm' | 'h'];
   return n * unit;
+}
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw bad(flag, value, `expected one of ${allowed.join(', ')}`);
+  return value as T;
 }
 
 function parseBool(flag: string, value: string): boolean {
@@ -145,8 +165,17 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
         break;
       }
       case 'etcdApi':
-        if (text !== 'v2' && text !== 'v3' && text !== 'auto') throw bad(flag, text, 'expected v2, v3 or auto');
-        out.etcdApi = text;
+        out.etcdApi = oneOf(flag, text, ['v2', 'v3', 'auto'] as const);
+        break;
+      case 'logLevel':
+        out.logLevel = oneOf(flag, text, LOG_LEVELS);
+        break;
+      case 'logFormat':
+        out.logFormat = oneOf(flag, text, LOG_FORMATS);
+        break;
+      case 'lockFile':
+        if (text === '') throw bad(flag, text, 'needs a path (the node lock cannot be turned off)');
+        out.lockFile = text;
         break;
       case 'iface':
       case 'ifaceRegex':

@@ -30,6 +30,9 @@ const help: Record<keyof AgentOptions, string> = {
   reconcileSeconds: 'interval of full data plane reconciles, e.g. 10s',
   statusSocket: 'unix socket for `weft status` (root only)',
   cniSocket: 'socket of the built-in CNI server ("@name" = abstract; "" = off)',
+  lockFile: 'the node lock: one agent per node (`weft uninstall` takes it too)',
+  logLevel: 'least severe log level written: trace, debug, info, warn or error',
+  logFormat: 'json (one JSON object per line) or text (one readable line per event)',
 };
 
 export function registerAgent(program: Command): void {

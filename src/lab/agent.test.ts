@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import type { AgentStatus } from '../agent/status.ts';
 import assert from 'node:assert/strict';
 import { agentArgv, agentEnv, leaseOf, subnetGateway } from './agent.ts';
 import { etcdArgv, networkConfig } from './etcd.ts';
@@ -37,10 +38,11 @@ test('a lease subnet’s gateway is its first address', () => {
 });
 
 test('leaseOf reads the agent status fields the lab records', () => {
-  const status = {
-    node: 'h', mode: 'etcd' as const, ready: true, publicIp: '172.31.1.11', interface: 'eth0', backend: 'vxlan',
-    store: { kind: 'etcd-v3', endpoints: [], prefix: '/p' }, lease: { subnet: '10.16.9.0/24', expiresAt: null, reservation: false },
-    mtu: 1450, peers: [], lastSync: null, errors: [],
+  const status: AgentStatus = {
+    node: 'h', mode: 'etcd', phase: 'ready', ready: true, reasons: [], publicIp: '172.31.1.11', interface: 'eth0', backend: 'vxlan',
+    store: { kind: 'etcd-v3', endpoints: [], prefix: '/p' },
+    lease: { subnet: '10.16.9.0/24', subnets: ['10.16.9.0/24'], expiresAt: null, reservation: false, held: true },
+    network: '10.16.0.0/16', mtu: 1450, peers: [], rejected: [], lastSync: null, errors: [],
   };
   assert.deepEqual(leaseOf(status), { subnet: '10.16.9.0/24', gateway: '10.16.9.1', backend: 'vxlan', publicIp: '172.31.1.11' });
   assert.equal(leaseOf({ ...status, lease: null }), undefined);
