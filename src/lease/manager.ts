@@ -166,13 +166,16 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
     return lease;
   }
 
-  /** Renews and watches the lease until stop(). */
-  start(): void {
+  /**
+   * Renews and watches the lease until stop(). `watchFrom`: the revision of the listing the
+   * acquisition used, so that the watch on our own key needs no listing of its own.
+   */
+  start(options: { watchFrom?: number } = {}): void {
     if (this.#running) return;
     if (this.#state !== 'held') throw new WeftError('WEFT_INTERNAL', 'lease: start() before acquire()');
     this.#running = true;
     const gen = ++this.#gen;
-    void this.#monitor(gen);
+    void this.#monitor(gen, options.watchFrom);
     this.#scheduleRenew(gen);
   }
 
@@ -279,16 +282,26 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
 
   // ---- own-lease monitoring ----
 
-  async #monitor(gen: number): Promise<void> {
+  /**
+   * Watches our own key. `from` is a revision at or before our acquisition's write (the
+   * listing the acquisition looked at): watching from there delivers that write and all
+   * after it, so no listing is needed first.
+   */
+  async #monitor(gen: number, from?: number): Promise<void> {
     for (;;) {
       if (gen !== this.#gen) return;
       try {
-        const listing = await this.#store.listLeases();
-        if (gen !== this.#gen || !this.#lease) return;
-        const key = this.#lease.key;
-        this.#checkOwn(listing.leases.find((l) => l.key === key), gen);
-        if (gen !== this.#gen) return;
-        this.#watch = this.#store.watchLeases(listing.revision, {
+        let revision = from;
+        if (revision === undefined) {
+          const listing = await this.#store.listLeases();
+          if (gen !== this.#gen || !this.#lease) return;
+          const key = this.#lease.key;
+          this.#checkOwn(listing.leases.find((l) => l.key === key), gen);
+          if (gen !== this.#gen) return;
+          revision = listing.revision;
+        }
+        from = undefined; // a reset lists again
+        this.#watch = this.#store.watchLeases(revision, {
           onEvent: (event) => { if (gen === this.#gen) this.#onEvent(event, gen); },
           onReset: (reason) => {
             if (gen !== this.#gen) return;

@@ -12,7 +12,7 @@ import { LeaseManager, type HeldLease } from '../../lease/manager.ts';
 import { loadNetworkConfig, parseNetworkConfig, type NetworkConfig } from '../../lease/network-config.ts';
 import type { OpenedLeaseStore, OpenLeaseStoreOptions } from '../../lease/open-store.ts';
 import type { PeerChange, PeerLease, PeerWatch } from '../../lease/peers.ts';
-import type { LeaseStore } from '../../lease/store.ts';
+import type { LeaseListing, LeaseStore } from '../../lease/store.ts';
 import { backendSection } from './backend-section.ts';
 
 export interface EtcdControlPlaneOptions {
@@ -75,6 +75,10 @@ export class EtcdControlPlane implements ControlPlane {
   #watch: PeerWatch | undefined;
   #poll: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
+  /** The one start-up listing, handed to the next listLeases() once (see #primedStore). */
+  #primed: LeaseListing | undefined;
+  #serveListing = false;
+  #primedUses = 0;
 
   constructor(options: EtcdControlPlaneOptions) {
     this.#o = options;
@@ -114,6 +118,7 @@ export class EtcdControlPlane implements ControlPlane {
 
   async previousBackendData(publicIp: string): Promise<unknown> {
     const listing = await this.#requireStore().listLeases();
+    this.#primed = listing;
     const own = findOwnLeases(this.#requireConfig(), { publicIp, publicIpv6: null, backendType: undefined, backendData: undefined, backendV6Data: undefined }, listing.leases);
     return own[0]?.attrs.backendData;
   }
@@ -123,11 +128,12 @@ export class EtcdControlPlane implements ControlPlane {
     this.#events?.onPhase('acquiring-lease', `acquiring a subnet lease in ${this.#o.prefix}/subnets`);
     const previous = this.#o.previousSubnet;
     const manager = new LeaseManager({
-      store: this.#requireStore(), config, publicIp: a.publicIp, backendType: a.backendType, backendData: a.backendData,
+      store: this.#primedStore(), config, publicIp: a.publicIp, backendType: a.backendType, backendData: a.backendData,
       previous: previous === undefined ? undefined : { subnet: parseCidr(previous) },
       ttlSeconds: this.#o.ttlSeconds, renewMarginSeconds: this.#o.renewMarginSeconds,
       retryIntervalSeconds: Math.min(60, Math.max(1, this.#o.renewMarginSeconds / 4)), logger: this.#o.log,
     });
+    this.#serveListing = true;
     const lease = await manager.acquire();
     this.#manager = manager;
     this.#o.log.info({ subnet: rangesOf(lease).subnets[0], how: lease.how, expiresAt: lease.expiresAt }, 'lease acquired');
@@ -149,10 +155,43 @@ export class EtcdControlPlane implements ControlPlane {
     });
     manager.on('trouble', (e) => events.onProblem('lease-renewal', `${e.during === 'renew' ? 'renewing the lease' : 're-acquiring a lease'} failed: ${e.error.message}`));
     manager.on('conflict', (e) => events.onProblem('lease-conflict', `our lease key ${e.lease.key} was rewritten by another writer with our public IP: two nodes sharing one IP?`));
-    manager.start();
+    manager.start(this.#primed ? { watchFrom: this.#primed.revision } : {});
+    this.#serveListing = true;
     this.#watch = manager.watchPeers((change) => events.onPeers(peerSnapshot(change)));
     await this.#watch.ready;
     this.#poll = setInterval(() => void this.#pollConfig(), this.#o.configPollMs);
+  }
+
+  /**
+   * The store, except that the listing made at start (previousBackendData) serves the
+   * acquisition's first look and the peer watch's first snapshot, and the lease monitor
+   * watches from its revision: one listing at start, not four. Safe: an acquisition only
+   * creates with compare-and-swap (a stale view loses a race and looks again, live), and the
+   * watches start from that listing's revision, so they see every change made since, our own
+   * lease's write included.
+   */
+  #primedStore(): LeaseStore {
+    const store = this.#requireStore();
+    const listLeases = async (): Promise<LeaseListing> => {
+      const primed = this.#primed;
+      const serve = this.#serveListing;
+      this.#serveListing = false;
+      if (serve && primed) {
+        if (++this.#primedUses >= 2) this.#primed = undefined; // acquisition and peer watch served: let it go
+        return primed;
+      }
+      return store.listLeases();
+    };
+    return {
+      kind: store.kind,
+      getConfig: () => store.getConfig(),
+      listLeases,
+      create: (key, value, ttl) => store.create(key, value, ttl),
+      put: (key, value, ttl) => store.put(key, value, ttl),
+      delete: (key) => store.delete(key),
+      watchLeases: (after, handlers) => store.watchLeases(after, handlers),
+      close: async () => undefined, // the control plane closes the store itself
+    };
   }
 
   async #pollConfig(): Promise<void> {
