@@ -3,9 +3,11 @@
 // namespaces, both with a CNI server running (the fast path) and without (standalone).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isRoot, sh, TestNode } from './support/cni-node.ts';
+import { FRONT_END, isRoot, sh, TestNode } from './support/cni-node.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 
@@ -112,6 +114,25 @@ for (const mode of ['server', 'standalone'] as const) {
       assert.match(String(r.json?.msg), /FLANNEL_MTU="fat"/);
       assert.deepEqual(node.ipamFiles(), []);
       assert.deepEqual(node.veths(), []);
+    });
+
+    test('a request over 1 MiB is refused with CNI error 6 before it reaches the server', async () => {
+      const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'huge-1', CNI_NETNS: node.addPodNetns(), CNI_IFNAME: 'eth0' };
+      // The front end stops reading stdin at the bound, so the writer gets EPIPE (Go's os/exec,
+      // which runtimes use, ignores it); node.cni() does not expect that, so spawn it here.
+      const child = spawn('nsenter', [`--net=${node.netnsPath}`, FRONT_END], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
+      child.stdin.on('error', () => undefined);
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stdin.end(JSON.stringify({ ...node.config(), pad: 'x'.repeat(2 << 20) }));
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      assert.equal(code, 1);
+      const answer = JSON.parse(stdout) as { code: number; msg: string };
+      assert.equal(answer.code, 6, stdout);
+      assert.match(answer.msg, /larger than 1 MiB/);
+      assert.deepEqual(node.ipamFiles(), []);
+      const ok = await node.cni({ CNI_COMMAND: 'VERSION' }, '{}');
+      assert.equal(ok.code, 0, ok.stdout);
     });
 
     test('a second ADD for the same interface fails and leaves the first intact', async () => {
@@ -247,3 +268,38 @@ for (const mode of ['server', 'standalone'] as const) {
     });
   });
 }
+
+// A full disk, for real: the IPAM store on a one-page tmpfs, mounted in a private mount
+// namespace (unshare -m) so the host never sees it. The address file's owner fits in the
+// page, last_reserved_ip.0 does not: the ADD must fail with ENOSPC and leave nothing behind.
+describe('IPAM on a full filesystem', { skip }, () => {
+  test('an ADD that hits ENOSPC writing last_reserved_ip.0 gives its address back', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-enospc-'));
+    try {
+      const allocator = new URL('../../src/ipam/allocator.ts', import.meta.url).href;
+      const ranges = new URL('../../src/ipam/ranges.ts', import.meta.url).href;
+      const code = `
+        import { readdirSync } from 'node:fs';
+        import { HostLocalIpam } from ${JSON.stringify(allocator)};
+        import { parseRangeSets } from ${JSON.stringify(ranges)};
+        const ipam = new HostLocalIpam({ dataDir: process.argv[1], network: 'full', rangeSets: parseRangeSets([[{ subnet: '10.79.0.0/24' }]]) });
+        const out = {};
+        try { out.added = await ipam.allocate({ containerId: 'c1', ifname: 'eth0' }); } catch (e) { out.error = e.message; }
+        out.files = readdirSync(ipam.storeDir).sort();
+        out.released = await ipam.release({ containerId: 'other', ifname: 'eth0' });
+        console.log(JSON.stringify(out));`;
+      const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
+        'mount -t tmpfs -o size=4k,mode=0755 weft-enospc "$1" && exec "$2" --input-type=module -e "$3" "$1"',
+        'sh', dir, process.execPath, code], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { added?: unknown; error?: string; files: string[]; released: string[] };
+      assert.equal(out.added, undefined);
+      assert.match(String(out.error), /cannot write .*last_reserved_ip\.0: ENOSPC/);
+      assert.deepEqual(out.files, ['lock'], 'neither the address file nor an empty last_reserved_ip.0 is left');
+      assert.deepEqual(out.released, [], 'a DEL still works');
+      assert.deepEqual(readdirSync(dir), [], 'the tmpfs was private to that mount namespace');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
