@@ -149,6 +149,13 @@ describe('IPAM store: files that weft or host-local cannot have written', () => 
     assert.equal(text(ipam, 'last_reserved_ip.0'), '10.0.0.2', 'and is replaced by a good one');
   });
 
+  it('a huge lock file changes nothing: the lock is only flock()ed, never read', async (t) => {
+    const ipam = newIpam(t, V4);
+    hugeFile(ipam, 'lock');
+    assert.deepEqual(await add(ipam, 'a'), ['10.0.0.2']);
+    assert.deepEqual(await ipam.release({ containerId: 'a', ifname: 'eth0' }), ['10.0.0.2']);
+  });
+
   it('a directory or symlink named like an address breaks no ADD or DEL', async (t) => {
     const ipam = newIpam(t, V4);
     await add(ipam, 'a');
