@@ -43,7 +43,8 @@ class Reader {
   }
   bytes(what: string): Buffer {
     const n = this.u32(what);
-    if (n > MAX_FIELD || this.#at + n > this.#buf.length) throw truncated(what);
+    if (n > MAX_FIELD) throw new WeftError('WEFT_DECODE', `CNI wire: ${what} claims ${n} bytes, more than the ${MAX_FIELD >> 20} MiB limit`);
+    if (this.#at + n > this.#buf.length) throw truncated(what);
     const out = this.#buf.subarray(this.#at, this.#at + n);
     this.#at += n;
     return out;
