@@ -109,7 +109,7 @@ export function findOwnLeases(config: NetworkConfig, attrs: LeaseAttrs, leases: 
     const them = ownIdentity(config, value.value);
     if (them && ipEquals(them, me)) found.push({ stored, subnets: key.value, attrs: value.value });
   }
-  return found.sort((a, b) => Number(a.stored.expiresAt !== null) - Number(b.stored.expiresAt !== null));
+  return found.sort((a, b) => Number(a.stored.hasTtl) - Number(b.stored.hasTtl));
 }
 
 type Step = { kind: 'done'; lease: HeldLease } | { kind: 'retry' };
@@ -117,14 +117,15 @@ type Step = { kind: 'done'; lease: HeldLease } | { kind: 'retry' };
 async function attempt(store: LeaseStore, req: AcquireRequest): Promise<Step> {
   const { config, logger } = req;
   const value = formatLeaseValue(req.attrs);
-  const { leases } = await store.listLeases();
+  // No expiries needed (other nodes' TTLs cost a call each on etcd v3): a reservation is hasTtl false.
+  const { leases } = await store.listLeases({ expiry: false });
 
   // 2. Reuse by public IP.
   const mine = findOwnLeases(config, req.attrs, leases);
   const fitting = mine.filter((m) => subnetsCompatible(config, m.subnets));
   for (const own of mine) {
     if (fitting.includes(own)) continue;
-    logger.warn({ key: own.stored.key, reservation: own.stored.expiresAt === null },
+    logger.warn({ key: own.stored.key, reservation: !own.stored.hasTtl },
       `lease ${describeSubnets(own.subnets)} of this node's public IP no longer fits the network config; deleting it`);
     await store.delete(own.stored.key);
   }
@@ -135,7 +136,7 @@ async function attempt(store: LeaseStore, req: AcquireRequest): Promise<Step> {
       logger.warn({ keys: fitting.map((m) => m.stored.key) },
         `several leases carry this node's public IP; reusing ${where}. Do two nodes share a public IP? Give each its own (--public-ip)`);
     }
-    const reservation = own.stored.expiresAt === null;
+    const reservation = !own.stored.hasTtl;
     const written = await store.put(own.stored.key, value, reservation ? null : req.ttlSeconds);
     logger.info({ key: own.stored.key, reservation }, `reusing lease ${where} of this node's public IP`);
     return { kind: 'done', lease: { key: own.stored.key, subnets: own.subnets, attrs: req.attrs, value, expiresAt: written.expiresAt, how: 'public-ip' } };

@@ -98,10 +98,10 @@ describe('lease values', () => {
   });
 
   it('parseStoredLease names the key of a bad value', () => {
-    const bad = parseStoredLease({ key: 'subnets/10.1.2.0-24', value: '{', expiresAt: null, version: 3 });
+    const bad = parseStoredLease({ key: 'subnets/10.1.2.0-24', value: '{', hasTtl: false, expiresAt: null, version: 3 });
     assert.ok(!bad.ok);
     assert.match(bad.reason, /^subnets\/10.1.2.0-24: value is not a flannel lease: not JSON/);
-    const good = parseStoredLease({ key: 'subnets/10.1.2.0-24', value: reservationsDoc, expiresAt: 5, version: 3 });
+    const good = parseStoredLease({ key: 'subnets/10.1.2.0-24', value: reservationsDoc, hasTtl: true, expiresAt: 5, version: 3 });
     assert.ok(good.ok);
     assert.equal(good.value.attrs.publicIp, '192.168.64.3');
   });

@@ -23,6 +23,11 @@ export interface ContractHarness {
    * checks: how the tests plant values over MAX_LEASE_VALUE_BYTES.
    */
   writeRaw(store: LeaseStore, key: string, value: string): Promise<void>;
+  /**
+   * Writes a lease with a TTL as another client would (v3: its own etcd lease): a key whose
+   * expiry this store does not know. Without it, the tests that need one are skipped.
+   */
+  writeForeign?(store: LeaseStore, key: string, value: string, ttlSeconds: number): Promise<void>;
   /** A TTL the store honours (etcd rounds very short lease TTLs up). */
   shortTtlSeconds: number;
   /** How long to wait for an event before failing; generous, not a measurement. Default 20 s. */
@@ -162,10 +167,46 @@ export function leaseStoreContract(h: ContractHarness): void {
       assert.notEqual(withTtl.expiresAt, null);
       const reserved = await s.put('subnets/10.5.5.0-24', lease('192.168.3.2'), null);
       assert.equal(reserved.expiresAt, null);
-      const { leases } = await s.listLeases();
-      const byKey = new Map(leases.map((l) => [l.key, l]));
-      assert.equal(byKey.get('subnets/10.5.4.0-24')?.expiresAt, null);
-      assert.equal(byKey.get('subnets/10.5.5.0-24')?.expiresAt, null);
+      assert.equal(withTtl.hasTtl, true);
+      assert.equal(reserved.hasTtl, false);
+      for (const expiry of [false, true]) {
+        const { leases } = await s.listLeases({ expiry });
+        const byKey = new Map(leases.map((l) => [l.key, l]));
+        assert.deepEqual([byKey.get('subnets/10.5.4.0-24')?.hasTtl, byKey.get('subnets/10.5.4.0-24')?.expiresAt], [false, null], `expiry: ${expiry}`);
+        assert.deepEqual([byKey.get('subnets/10.5.5.0-24')?.hasTtl, byKey.get('subnets/10.5.5.0-24')?.expiresAt], [false, null], `expiry: ${expiry}`);
+      }
+    }));
+
+    test('keys another client wrote: hasTtl tells leases from reservations in every listing; { expiry: true } gives the exact expiry', { skip: h.writeForeign ? false : 'the harness cannot write as another client' }, () => withStore(async (s) => {
+      const before = Date.now();
+      await h.writeForeign!(s, 'subnets/10.5.30.0-24', lease('192.168.13.1'), 300);
+      await h.writeRaw(s, 'subnets/10.5.31.0-24', lease('192.168.13.2'));
+      const lean = new Map((await s.listLeases()).leases.map((l) => [l.key, l]));
+      assert.equal(lean.get('subnets/10.5.30.0-24')?.hasTtl, true, 'a TTL, even when its expiry was not looked up');
+      assert.deepEqual([lean.get('subnets/10.5.31.0-24')?.hasTtl, lean.get('subnets/10.5.31.0-24')?.expiresAt], [false, null]);
+      const exact = new Map((await s.listLeases({ expiry: true })).leases.map((l) => [l.key, l]));
+      const at = exact.get('subnets/10.5.30.0-24')?.expiresAt;
+      // About 300 s away (a loose sanity window, not a timing check).
+      assert.ok(typeof at === 'number' && at > before + 250_000 && at < Date.now() + 310_000, `expiresAt ${at}`);
+      assert.deepEqual([exact.get('subnets/10.5.31.0-24')?.hasTtl, exact.get('subnets/10.5.31.0-24')?.expiresAt], [false, null]);
+    }));
+
+    test('our own writes have exact expiries in the default listing and in watch events', () => withStore(async (s) => {
+      const { revision } = await s.listLeases();
+      const log = new EventLog(timeout);
+      const w = s.watchLeases(revision, log.handlers);
+      try {
+        const written = await s.put('subnets/10.5.32.0-24', lease('192.168.14.1'), 120);
+        await log.count(1);
+        const event = log.events[0];
+        assert.ok(event?.type === 'put' && event.lease.hasTtl);
+        assert.ok(event.lease.expiresAt !== null && written.expiresAt !== null && Math.abs(event.lease.expiresAt - written.expiresAt) <= 2000,
+          `event expiry ${event.lease.expiresAt} vs written ${written.expiresAt}`);
+        const listed = (await s.listLeases()).leases.find((l) => l.key === 'subnets/10.5.32.0-24');
+        assert.ok(listed?.expiresAt !== null && listed?.expiresAt !== undefined && Math.abs(listed.expiresAt - written.expiresAt) <= 2000);
+      } finally {
+        w.close();
+      }
     }));
 
     test('a short TTL expires (delete event, gone from the listing); a reservation stays', () => withStore(async (s) => {
@@ -180,7 +221,7 @@ export function leaseStoreContract(h: ContractHarness): void {
         const keys = (await s.listLeases()).leases.map((l) => l.key);
         assert.deepEqual(keys, ['subnets/10.5.6.0-24']);
         await h.elapse(s, 1000);
-        assert.deepEqual((await s.listLeases()).leases.map((l) => [l.key, l.expiresAt]), [['subnets/10.5.6.0-24', null]]);
+        assert.deepEqual((await s.listLeases()).leases.map((l) => [l.key, l.hasTtl, l.expiresAt]), [['subnets/10.5.6.0-24', false, null]]);
       } finally {
         w.close();
       }
@@ -223,7 +264,9 @@ export function leaseStoreContract(h: ContractHarness): void {
         assert.ok(revs[0]! > revision && revs.every((r, i) => i === 0 || r > revs[i - 1]!), `revisions ${revs.join(',')} after ${revision}`);
         const puts = log.events.filter((e): e is Extract<WatchEvent, { type: 'put' }> => e.type === 'put');
         assert.notEqual(puts[0]!.lease.expiresAt, null);
+        assert.equal(puts[0]!.lease.hasTtl, true);
         assert.equal(puts[1]!.lease.expiresAt, null);
+        assert.equal(puts[1]!.lease.hasTtl, false);
         assert.equal(puts[0]!.lease.version, puts[0]!.revision);
         assert.deepEqual(log.resets, []);
       } finally {

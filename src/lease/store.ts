@@ -10,8 +10,16 @@ export interface StoredLease {
   /** The lease JSON exactly as stored. */
   value: string;
   /**
-   * When the key expires, in ms since the epoch (Date.now() scale); null for a key with no TTL,
-   * which flannel calls a reservation and which is never taken by anyone else.
+   * Whether the key has a TTL. false: a reservation (flannel's word), never renewed, never
+   * expiring, never taken by anyone else. Always exact, whatever the listing options: tell
+   * reservations apart with this, not with expiresAt.
+   */
+  hasTtl: boolean;
+  /**
+   * When the key expires, in ms since the epoch (Date.now() scale). null when the key has no TTL
+   * (hasTtl false), and also when it has one the store did not look up (see ListLeasesOptions).
+   * Always exact in put()'s answer, for keys this store wrote itself (our own lease, in listings
+   * and watch events alike), and in a listing made with { expiry: true }.
    */
   expiresAt: number | null;
   /** The store's version of this key (v3 mod_revision, v2 modifiedIndex): compare-and-swap token. */
@@ -29,6 +37,18 @@ export const MAX_LEASE_VALUE_BYTES = 8 * 1024;
 export interface SkippedKey {
   key: string;
   reason: string;
+}
+
+export interface ListLeasesOptions {
+  /**
+   * true: every key's exact expiresAt, even when finding it costs a call per key (etcd v3 has no
+   * batch TimeToLive). Default false: a store may leave expiresAt null for a key with a TTL that
+   * some other client wrote (hasTtl still says it has one), so a cold listing of N leases makes no
+   * N extra calls. Nothing in the agent needs other nodes' expiry: acquisition only tells
+   * reservations (hasTtl false) from leases, peers are routed to whatever their expiry, and our
+   * own lease's expiry comes from our own writes.
+   */
+  expiry?: boolean;
 }
 
 export interface LeaseListing {
@@ -64,8 +84,8 @@ export interface LeaseStore {
   readonly kind: 'etcd-v2' | 'etcd-v3' | 'memory';
   /** The network config JSON at <prefix>/config, or null when the key does not exist. */
   getConfig(): Promise<string | null>;
-  /** Every key under <prefix>/subnets/. */
-  listLeases(): Promise<LeaseListing>;
+  /** Every key under <prefix>/subnets/; expiresAt as ListLeasesOptions says. */
+  listLeases(options?: ListLeasesOptions): Promise<LeaseListing>;
   /**
    * Creates key with value only if it does not exist (v3 txn version==0, v2 prevExist=false).
    * ttlSeconds null = no TTL. Returns false when the key already exists (a lost race).
@@ -75,7 +95,10 @@ export interface LeaseStore {
   put(key: string, value: string, ttlSeconds: number | null): Promise<StoredLease>;
   /** Removes key; a missing key is not an error. */
   delete(key: string): Promise<void>;
-  /** Events for keys under <prefix>/subnets/ after `revision` (exclusive). */
+  /**
+   * Events for keys under <prefix>/subnets/ after `revision` (exclusive). A put's lease has
+   * expiresAt as a listing without { expiry: true } would (exact for keys this store wrote).
+   */
   watchLeases(afterRevision: number, handlers: WatchHandlers): Watch;
   close(): Promise<void>;
 }

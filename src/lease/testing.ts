@@ -13,7 +13,7 @@ export function delegateStore(inner: LeaseStore, overrides: Partial<Omit<LeaseSt
   return {
     kind: inner.kind,
     getConfig: () => inner.getConfig(),
-    listLeases: () => inner.listLeases(),
+    listLeases: (options) => inner.listLeases(options),
     create: (key, value, ttl) => inner.create(key, value, ttl),
     put: (key, value, ttl) => inner.put(key, value, ttl),
     delete: (key) => inner.delete(key),

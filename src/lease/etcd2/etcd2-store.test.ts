@@ -16,11 +16,12 @@ test('set/create/update/compareAndSwap are puts with the node expiry; no expirat
     assert.equal(r.next, 42);
     assert.deepEqual(r.event, {
       type: 'put', revision: 41,
-      lease: { key: 'subnets/10.5.1.0-24', value: '{"PublicIP":"1.2.3.4"}', expiresAt: Date.UTC(2030, 0, 2, 3, 4, 5, 123), version: 41 },
+      lease: { key: 'subnets/10.5.1.0-24', value: '{"PublicIP":"1.2.3.4"}', hasTtl: true, expiresAt: Date.UTC(2030, 0, 2, 3, 4, 5, 123), version: 41 },
     });
   }
   const r = store.decodeWatchReply(reply(200, { action: 'set', node: node('subnets/10.5.1.0-24', { value: 'v' }) }));
   assert.equal(r.event?.type === 'put' && r.event.lease.expiresAt, null);
+  assert.equal(r.event?.type === 'put' && r.event.lease.hasTtl, false);
 });
 
 test('delete/expire/compareAndDelete are deletes', () => {

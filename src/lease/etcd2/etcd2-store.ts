@@ -10,7 +10,8 @@
 // - watch:  GET …/subnets?wait=true&recursive=true&waitIndex=N+1, one long poll per event;
 //           set/create/update/compareAndSwap = put, delete/expire/compareAndDelete = delete;
 //           errorCode 401 (event index cleared: more than 1000 events behind) = onReset.
-// expiresAt comes from the node's `expiration` (RFC 3339, nanoseconds), null without one.
+// expiresAt comes from the node's `expiration` (RFC 3339, nanoseconds), null without one: every
+// listing and event carries it, so expiries are always exact here (ListLeasesOptions.expiry is moot).
 //
 // Bounds: every reply is read through ElidingJsonScanner (../bounded-json.ts): a value string
 // longer than any lease value can be (in JSON escapes) is never held, only its length; a value
@@ -353,7 +354,8 @@ export class Etcd2LeaseStore implements LeaseStore {
   }
 
   #stored(node: V2Node): StoredLease {
-    return { key: this.#rel(node.key), value: typeof node.value === 'string' ? node.value : '', expiresAt: expiresAt(node), version: node.modifiedIndex };
+    const at = expiresAt(node);
+    return { key: this.#rel(node.key), value: typeof node.value === 'string' ? node.value : '', hasTtl: at !== null, expiresAt: at, version: node.modifiedIndex };
   }
 
   #abs(key: string): string {

@@ -9,21 +9,24 @@
 // - list: /v3/kv/range in pages of PAGE_LIMIT keys, every page at the first page's revision;
 //   a value over MAX_LEASE_VALUE_BYTES is left out by key (LeaseListing.skipped), and values far
 //   over it are never even held in memory (bounded-json.ts).
-// - expiresAt: from the grant for our own writes, else TimeToLive per distinct lease id
-//   (cached: flannel never extends a lease, it moves the key to a new one), asked over the lean
-//   HTTP/2 path (lease-ttl.ts) and, when that fails, the gateway's /v3/lease/timetolive. Lease
-//   id 0 means a reservation: expiresAt null (flannel bug #1329 treats it as expired).
+// - hasTtl: the kv's lease id, which every range answer and watch event carries: id 0 (left out)
+//   is a reservation (flannel bug #1329 treats it as expired; we do not).
+// - expiresAt: from the grant for our own writes (cached by lease id: flannel never extends a
+//   lease, it moves the key to a new one). Other clients' leases are looked up (TimeToLive
+//   through the gateway, one call per distinct lease id, 128 at a time) only for a listing
+//   with { expiry: true }, and for a key this store wrote that someone else rewrote with a
+//   lease of theirs; otherwise their expiresAt is null (hasTtl true). A cold start with N
+//   leases therefore makes no N extra calls. See docs/etcd-v3-client.md.
 // - watch: one /v3/watch stream per watchLeases call (watch.ts).
 import { posix } from 'node:path';
 import { WeftError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../log/logger.ts';
 import { BodyTooLargeError, elidedLength } from '../bounded-json.ts';
-import { MAX_LEASE_VALUE_BYTES, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchHandlers } from '../store.ts';
+import { MAX_LEASE_VALUE_BYTES, type LeaseListing, type LeaseStore, type ListLeasesOptions, type SkippedKey, type StoredLease, type Watch, type WatchHandlers } from '../store.ts';
 import {
   EtcdGateway, GatewayError, GatewayUnreachableError, GRPC_INVALID_ARGUMENT, GRPC_OUT_OF_RANGE, GRPC_PERMISSION_DENIED, GRPC_UNAUTHENTICATED,
   type CallBounds,
 } from './gateway.ts';
-import { LeanLeaseTtlClient } from './lease-ttl.ts';
 import { V3Watch, type GatewayKv } from './watch.ts';
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
@@ -56,6 +59,8 @@ export const PAGE_LIMIT = 500;
 export const PAGE_MAX_BYTES = 8 * 1024 * 1024;
 /** Concurrent TimeToLive requests while listing. */
 const TTL_CONCURRENCY = 128;
+/** Keys this store remembers having written (our own lease, a few re-acquisitions). */
+const MAX_WRITTEN_KEYS = 256;
 /** A listing restarts this often when etcd compacts under it. */
 const LIST_ATTEMPTS = 3;
 
@@ -88,9 +93,8 @@ export class Etcd3LeaseStore implements LeaseStore {
   readonly #subnetsEnd: Buffer;
   readonly #expiry: LeaseExpiryCache;
   readonly #watches = new Set<V3Watch>();
-  readonly #lean: LeanLeaseTtlClient;
-  /** Consecutive failures of the lean TimeToLive path; past 3 it is not used any more. */
-  #leanFailures = 0;
+  /** Relative keys this store wrote (put, create won): their expiresAt is always exact. */
+  readonly #written = new Set<string>();
 
   constructor(options: Etcd3StoreOptions) {
     if (options.endpoints.length === 0) throw new WeftError('WEFT_INVALID_CONFIG', 'etcd v3: no endpoints given (--etcd-endpoints)');
@@ -108,12 +112,6 @@ export class Etcd3LeaseStore implements LeaseStore {
       timeoutMs,
     });
     this.#expiry = new LeaseExpiryCache((id) => this.#timeToLive(id));
-    this.#lean = new LeanLeaseTtlClient({
-      endpoints: this.endpoints,
-      ...(tls ? { tls } : {}),
-      timeoutMs,
-      ...(options.username === undefined ? {} : { token: () => this.#gateway.token(), invalidateToken: () => this.#gateway.invalidateToken() }),
-    });
   }
 
   async getConfig(): Promise<string | null> {
@@ -131,10 +129,10 @@ export class Etcd3LeaseStore implements LeaseStore {
     return Buffer.from(value, 'base64').toString('utf8');
   }
 
-  async listLeases(): Promise<LeaseListing> {
+  async listLeases(options: ListLeasesOptions = {}): Promise<LeaseListing> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#listOnce();
+        return await this.#listOnce(options.expiry === true);
       } catch (e) {
         // Compacted between two pages: start over at the new revision.
         const compacted = e instanceof WeftError && e.cause instanceof GatewayError && e.cause.code === GRPC_OUT_OF_RANGE;
@@ -143,7 +141,7 @@ export class Etcd3LeaseStore implements LeaseStore {
     }
   }
 
-  async #listOnce(): Promise<LeaseListing> {
+  async #listOnce(exact: boolean): Promise<LeaseListing> {
     const kvs: GatewayKv[] = [];
     const skipped: SkippedKey[] = [];
     let revision: number | undefined;
@@ -177,10 +175,11 @@ export class Etcd3LeaseStore implements LeaseStore {
       limit = PAGE_LIMIT;
     }
     for (const s of skipped) this.#log.warn({ key: s.key, reason: s.reason }, 'etcd v3: leaving a lease key out of the listing');
-    const leaseIds = kvs.map((kv) => kv.lease ?? '0');
-    this.#expiry.retain(leaseIds);
-    const expiries = await this.#expiry.many(leaseIds).catch((e: unknown) => { throw this.#notReady('list leases (lease TTLs)', e); });
-    const leases = kvs.map((kv) => this.#stored(kv, expiries.get(kv.lease ?? '0') ?? null));
+    const keyed = kvs.map((kv) => ({ kv, key: this.#relB64(kv.key), id: leaseIdOf(kv) }));
+    this.#expiry.retain(keyed.map((k) => k.id));
+    const wanted = keyed.filter((k) => exact || this.#written.has(k.key)).map((k) => k.id);
+    const expiries = await this.#expiry.many(wanted).catch((e: unknown) => { throw this.#notReady('list leases (lease TTLs)', e); });
+    const leases = keyed.map((k) => this.#stored(k.kv, expiries.get(k.id) ?? this.#expiry.known(k.id)));
     return { leases, revision: revision ?? 0, ...(skipped.length > 0 ? { skipped } : {}) };
   }
 
@@ -200,6 +199,7 @@ export class Etcd3LeaseStore implements LeaseStore {
       throw e;
     }
     if (!succeeded && grant) this.#revoke(grant.id);
+    if (succeeded) this.#remember(key);
     return succeeded;
   }
 
@@ -208,11 +208,13 @@ export class Etcd3LeaseStore implements LeaseStore {
     const encoded = encodeValue(key, value);
     const grant = ttlSeconds === null ? null : await this.#grant(ttlSeconds);
     const res = await this.#call('put', '/v3/kv/put', { key: abs, value: encoded, ...(grant ? { lease: grant.id } : {}) });
-    return { key, value, expiresAt: grant?.expiresAt ?? null, version: headerRevision(res) };
+    this.#remember(key);
+    return { key, value, hasTtl: grant !== null, expiresAt: grant?.expiresAt ?? null, version: headerRevision(res) };
   }
 
   async delete(key: string): Promise<void> {
     await this.#call('delete', '/v3/kv/deleterange', { key: b64(this.#abs(key)) });
+    this.#written.delete(key);
   }
 
   watchLeases(afterRevision: number, handlers: WatchHandlers): Watch {
@@ -227,7 +229,9 @@ export class Etcd3LeaseStore implements LeaseStore {
         const problem = valueProblem(kv.value);
         const key = this.#relB64(kv.key);
         if (problem !== null) return { type: 'skip', key, reason: problem, revision };
-        return { type: 'put', lease: this.#stored(kv, await this.#expiry.one(kv.lease ?? '0')), revision };
+        const id = leaseIdOf(kv);
+        const expiresAt = this.#written.has(key) ? await this.#expiry.one(id) : this.#expiry.known(id);
+        return { type: 'put', lease: this.#stored(kv, expiresAt), revision };
       },
       toKey: (b) => this.#relB64(b),
       describe: (e) => this.#notReady('watch', e),
@@ -240,7 +244,6 @@ export class Etcd3LeaseStore implements LeaseStore {
 
   async close(): Promise<void> {
     for (const w of this.#watches) w.close();
-    this.#lean.close();
     this.#gateway.close();
   }
 
@@ -250,10 +253,12 @@ export class Etcd3LeaseStore implements LeaseStore {
   }
 
   #stored(kv: GatewayKv, expiresAt: number | null): StoredLease {
+    const hasTtl = leaseIdOf(kv) !== NO_LEASE;
     return {
       key: this.#relB64(kv.key),
       value: Buffer.from(typeof kv.value === 'string' ? kv.value : '', 'base64').toString('utf8'),
-      expiresAt,
+      hasTtl,
+      expiresAt: hasTtl ? expiresAt : null,
       version: toNumber(kv.mod_revision, 'mod_revision'),
     };
   }
@@ -280,22 +285,19 @@ export class Etcd3LeaseStore implements LeaseStore {
     });
   }
 
+  /** A key this store wrote: its expiry stays exact even after another client rewrites it. */
+  #remember(key: string): void {
+    if (this.#written.size >= MAX_WRITTEN_KEYS && !this.#written.has(key)) {
+      const oldest = this.#written.values().next().value;
+      if (oldest !== undefined) this.#written.delete(oldest);
+    }
+    this.#written.add(key);
+  }
+
   async #timeToLive(id: string): Promise<number> {
     const t0 = Date.now();
-    let ttl: number | undefined;
-    if (this.#leanFailures < 3) {
-      try {
-        ttl = await this.#lean.timeToLive(id);
-        this.#leanFailures = 0;
-      } catch (e) {
-        this.#leanFailures++;
-        this.#log.debug({ lease: id, err: (e as Error).message }, 'etcd v3: lean TimeToLive failed; asking through the JSON gateway');
-      }
-    }
-    if (ttl === undefined) {
-      const res = await this.#gateway.call('/v3/lease/timetolive', { ID: id }) as { TTL?: unknown };
-      ttl = toNumber(res.TTL ?? '0', 'TTL');
-    }
+    const res = await this.#gateway.call('/v3/lease/timetolive', { ID: id }) as { TTL?: unknown };
+    const ttl = toNumber(res.TTL ?? '0', 'TTL');
     // TTL -1: the lease is gone (expired or revoked); its keys are being deleted.
     return ttl < 0 ? t0 : t0 + ttl * 1000;
   }
@@ -395,6 +397,14 @@ export function toNumber(s: unknown, field: string): number {
   return n;
 }
 
+/** etcd's "no lease": the gateway leaves the zero out. */
+const NO_LEASE = '0';
+
+function leaseIdOf(kv: GatewayKv): string {
+  const id = kv.lease;
+  return id === undefined || id === '' ? NO_LEASE : String(id);
+}
+
 /** The first key after every key that starts with prefix (etcd's WithPrefix range end). */
 function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
@@ -429,6 +439,11 @@ class LeaseExpiryCache {
   retain(ids: readonly string[]): void {
     const keep = new Set(ids);
     for (const id of this.#known.keys()) if (!keep.has(id)) this.#known.delete(id);
+  }
+
+  /** The expiry already known (our own grants, earlier lookups), without asking; null when none. */
+  known(id: string): number | null {
+    return this.#known.get(id) ?? null;
   }
 
   async one(id: string): Promise<number | null> {

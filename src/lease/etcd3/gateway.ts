@@ -184,11 +184,6 @@ export class EtcdGateway {
     };
   }
 
-  /** The auth token for other transports (the lean TimeToLive client); undefined without auth. */
-  token(): Promise<string | undefined> {
-    return this.#currentToken();
-  }
-
   /** Forgets a token etcd refused; the next call authenticates again. */
   invalidateToken(): void {
     this.#token = undefined;

@@ -39,4 +39,7 @@ leaseStoreContract({
   async writeRaw(s, key, value) {
     memory(s).writeRaw(key, value, null);
   },
+  async writeForeign(s, key, value, ttlSeconds) {
+    memory(s).writeRaw(key, value, ttlSeconds);
+  },
 });

@@ -68,6 +68,7 @@ export class MemoryLeaseStore implements LeaseStore {
     return this.#config;
   }
 
+  /** Always exact expiries: they cost nothing here. */
   async listLeases(): Promise<LeaseListing> {
     this.#maybeFail();
     this.expire();
@@ -137,7 +138,7 @@ export class MemoryLeaseStore implements LeaseStore {
   }
 
   #stored(key: string, e: Entry): StoredLease {
-    return { key, value: e.value, expiresAt: e.expiresAt, version: e.version };
+    return { key, value: e.value, hasTtl: e.expiresAt !== null, expiresAt: e.expiresAt, version: e.version };
   }
 
   #emit(event: WatchEvent): void {
