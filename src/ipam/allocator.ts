@@ -8,43 +8,22 @@
 //     address is requested (host-local checks only unrequested allocations);
 //   - requested addresses are checked up front (range, gateway, one per range set) before
 //     anything is reserved.
-import { WeftError } from '../errors.ts';
-import {
-  type IpAddress, type IpFamily, addressOf, compareIp, formatIp, parseAddressWithPrefix, parseIp,
-} from '../net/cidr.ts';
+import { type IpAddress, compareIp, formatIp } from '../net/cidr.ts';
 import { DEFAULT_DATA_DIR, DiskStore, type Owner, type Reservation, type StoreIo, type StoredAddress } from './disk-store.ts';
+import type { Allocation, AllocationRequest, Attachment, Ipam, IpamFactory, RangeSetUsage } from './ipam.ts';
+import { type RangeSet, allocationOrder, rangeContains, rangeFor, rangeSetCapacity } from './ranges.ts';
 import {
-  type RangeSet, allocationOrder, formatRangeSet, rangeContains, rangeFor, rangeSetCapacity,
-} from './ranges.ts';
+  checkAttachment, duplicateError, exhaustedError, matchRequested, requireRangeSets, unavailableError,
+} from './request.ts';
 
-/** A container's interface, the key of every allocation (CNI_CONTAINERID, CNI_IFNAME). */
-export interface Attachment {
-  containerId: string;
-  ifname: string;
-}
-
-export interface Allocation {
-  family: IpFamily;
-  /** "10.1.2.3" or "fd00::3" */
-  address: string;
-  /** The subnet's prefix length, for "10.1.2.3/24". */
-  prefix: number;
-  gateway: string;
-  rangeSetIndex: number;
-}
-
-export interface RangeSetUsage {
-  allocated: number;
-  /** Addresses the set can hand out (ranges minus gateways); above 2^53 this is approximate. */
-  capacity: number;
-}
+export type { Allocation, AllocationRequest, Attachment, RangeSetUsage } from './ipam.ts';
 
 export interface HostLocalIpamOptions {
   /** Defaults to /var/lib/cni/networks, host-local's default. */
   dataDir?: string;
   network: string;
   /** Validated range sets, from parseRangeSets(). */
-  rangeSets: RangeSet[];
+  rangeSets: readonly RangeSet[];
   lockTimeoutMs?: number;
   /**
    * Told about store files that cannot be owner files (oversized, unreadable), each time a
@@ -54,19 +33,6 @@ export interface HostLocalIpamOptions {
   warn?: (problem: string) => void;
   /** How the store writes files; tests replace it to inject write failures. */
   io?: StoreIo;
-}
-
-// CNI spec rules for CNI_CONTAINERID and CNI_IFNAME; they also keep the store's file format intact.
-const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const IFNAME_FORBIDDEN = /[\s/:]/;
-
-function checkAttachment(a: Attachment): void {
-  if (!CONTAINER_ID.test(a.containerId)) {
-    throw new WeftError('WEFT_INVALID_ENV', `container ID "${a.containerId}" must start with a letter or digit and contain only letters, digits, "_", "." and "-"`);
-  }
-  if (a.ifname === '' || a.ifname === '.' || a.ifname === '..' || a.ifname.length > 15 || IFNAME_FORBIDDEN.test(a.ifname)) {
-    throw new WeftError('WEFT_INVALID_ENV', `interface name "${a.ifname}" must be 1-15 characters, not "." or "..", without "/", ":" or whitespace`);
-  }
 }
 
 function ownedBy(owner: Owner | undefined, a: Attachment): boolean {
@@ -81,7 +47,7 @@ function sortedAddresses(stored: { ip: IpAddress }[]): string[] {
   return stored.map((s) => s.ip).sort(compareIp).map(formatIp);
 }
 
-export class HostLocalIpam {
+export class HostLocalIpam implements Ipam {
   readonly network: string;
   readonly rangeSets: readonly RangeSet[];
   readonly #store: DiskStore;
@@ -108,10 +74,10 @@ export class HostLocalIpam {
    * addresses asked for via CNI_ARGS IP=, args.cni.ips or runtimeConfig.ips ("10.1.2.3" or
    * "10.1.2.3/24"); each must fall in a different range set and is used for that set.
    */
-  async allocate(req: Attachment & { requested?: readonly string[] }): Promise<Allocation[]> {
-    if (this.rangeSets.length === 0) throw new WeftError('WEFT_INVALID_CONFIG', `network ${this.network} has no IPAM range sets`);
+  async allocate(req: AllocationRequest): Promise<Allocation[]> {
+    requireRangeSets(this.rangeSets, this.network);
     checkAttachment(req);
-    const requestedBySet = this.#matchRequested(req.requested ?? []);
+    const requestedBySet = matchRequested(this.rangeSets, this.network, req.requested ?? []);
     return this.#store.locked(async () => {
       const stored = await this.#store.list();
       this.#refuseDuplicate(stored, req);
@@ -194,38 +160,12 @@ export class HostLocalIpam {
     }));
   }
 
-  #matchRequested(requested: readonly string[]): Map<number, IpAddress> {
-    const bySet = new Map<number, IpAddress>();
-    for (const text of requested) {
-      const ip = parseRequested(text, this.network);
-      const index = this.rangeSets.findIndex((set) => rangeFor(set, ip) !== undefined);
-      if (index === -1) {
-        throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP address ${text} is not in any range of network ${this.network} (${this.rangeSets.map(formatRangeSet).join('; ')})`);
-      }
-      const range = rangeFor(this.rangeSets[index]!, ip)!;
-      if (text.includes('/') && parseAddressWithPrefix(text).prefix !== range.subnet.prefix) {
-        throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP address ${text} does not match the prefix length /${range.subnet.prefix} of its range in network ${this.network}`);
-      }
-      if (compareIp(ip, range.gateway) === 0) {
-        throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP address ${text} is the gateway of range ${formatRangeSet([range])} in network ${this.network}`);
-      }
-      const other = bySet.get(index);
-      // The same address from two sources (CNI_ARGS and runtimeConfig, say) is one request.
-      if (other && compareIp(other, ip) === 0) continue;
-      if (other) {
-        throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP addresses ${formatIp(other)} and ${text} are both in range set ${index} of network ${this.network}; only one address is allocated per range set`);
-      }
-      bySet.set(index, ip);
-    }
-    return bySet;
-  }
-
   #refuseDuplicate(stored: StoredAddress[], req: Attachment): void {
     for (const s of stored) {
       if (!ownedBy(s.owner, req) && !ownedByLegacy(s.owner, req)) continue;
       const index = this.rangeSets.findIndex((set) => rangeFor(set, s.ip) !== undefined);
       if (index !== -1) {
-        throw new WeftError('WEFT_IPAM_CONFLICT', `${formatIp(s.ip)} in network ${this.network} is already allocated to container ${req.containerId} interface ${req.ifname}; duplicate allocation is not allowed`);
+        throw duplicateError(formatIp(s.ip), this.network, req);
       }
     }
   }
@@ -234,7 +174,7 @@ export class HostLocalIpam {
     const reservation = await this.#store.reserve(ip, owner, index);
     if (reservation) return reservation;
     const problem = stored.find((s) => compareIp(s.ip, ip) === 0)?.problem;
-    throw new WeftError('WEFT_IPAM_CONFLICT', `requested IP address ${formatIp(ip)} is not available in range set ${formatRangeSet(set)} of network ${this.network}${problem ? ` (${problem})` : ''}`);
+    throw unavailableError(ip, set, this.network, problem);
   }
 
   async #reserveNext(set: RangeSet, index: number, owner: Attachment, stored: StoredAddress[], taken: Set<string>): Promise<Reservation> {
@@ -247,7 +187,7 @@ export class HostLocalIpam {
         if (reservation) return reservation;
       }
     }
-    throw new WeftError('WEFT_IPAM_EXHAUSTED', `no IP addresses available in range set ${formatRangeSet(set)} of network ${this.network}`);
+    throw exhaustedError(set, this.network);
   }
 }
 
@@ -256,10 +196,10 @@ function countInSet(set: RangeSet, addresses: readonly { ip: IpAddress }[]): num
   return addresses.filter(({ ip }) => set.some((r) => rangeContains(r, ip) && compareIp(ip, r.gateway) !== 0)).length;
 }
 
-function parseRequested(text: string, network: string): IpAddress {
-  try {
-    return text.includes('/') ? addressOf(parseAddressWithPrefix(text)) : parseIp(text);
-  } catch (e) {
-    throw new WeftError('WEFT_INVALID_CONFIG', `requested IP address for network ${network}: ${(e as Error).message}`, { cause: e });
-  }
-}
+/** The default IpamFactory: host-local's disk store under the config's dataDir. */
+export const hostLocalIpamFactory: IpamFactory = (network) => new HostLocalIpam({
+  dataDir: network.dataDir,
+  network: network.name,
+  rangeSets: network.rangeSets,
+  ...(network.warn ? { warn: network.warn } : {}),
+});
