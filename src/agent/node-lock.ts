@@ -18,15 +18,28 @@ export interface NodeLock {
   release(): void;
 }
 
-/** Whom the refusal names: "PID 1234", or a vaguer phrase when the file holds no PID. */
-function holderOf(path: string): string {
+/** The lock is held by another process; `holder` is its PID when the file names one. */
+export class NodeLockHeldError extends WeftError {
+  readonly holder: number | undefined;
+  readonly path: string;
+
+  constructor(path: string, holder: number | undefined) {
+    super('WEFT_NOT_READY', `another weft agent (PID ${holder ?? 'unknown'}) already runs on this node (it holds ${path}); stop it first, or use its status: weft status`);
+    this.name = 'NodeLockHeldError';
+    this.path = path;
+    this.holder = holder;
+  }
+}
+
+/** The PID the holder wrote into the file, if it is one. */
+function holderOf(path: string): number | undefined {
   try {
     const text = readFileSync(path, 'utf8').slice(0, 32).trim();
-    if (/^\d{1,10}$/.test(text)) return `PID ${text}`;
+    if (/^\d{1,10}$/.test(text)) return Number(text);
   } catch {
-    // unreadable: fall through
+    // unreadable: no PID to name
   }
-  return 'PID unknown';
+  return undefined;
 }
 
 function openLockFile(path: string): number {
@@ -44,7 +57,7 @@ function openLockFile(path: string): number {
 
 /**
  * Takes the node's lock without waiting, and writes this process's PID into it. Throws
- * WeftError('WEFT_NOT_READY') naming the holder when another process has it.
+ * NodeLockHeldError (a WeftError, code WEFT_NOT_READY) naming the holder when another process has it.
  */
 export function acquireNodeLock(path: string): NodeLock {
   const fd = openLockFile(path);
@@ -57,8 +70,7 @@ export function acquireNodeLock(path: string): NodeLock {
   }
   if (!locked) {
     closeSync(fd);
-    throw new WeftError('WEFT_NOT_READY',
-      `another weft agent (${holderOf(path)}) already runs on this node (it holds ${path}); stop it first, or use its status: weft status`);
+    throw new NodeLockHeldError(path, holderOf(path));
   }
   try {
     ftruncateSync(fd, 0);

@@ -1,50 +1,84 @@
 // `weft uninstall`: the explicit removal of what the agent installed on this node — its
-// masquerade/forward rules (both iptables and nftables), its VXLAN devices (flannel.<VNI>),
-// the routes it added (protocol 0x57) and subnet.env. The agent never does this on its own:
+// masquerade/forward rules (iptables in both builds, and nftables), its backend devices
+// (flannel.<VNI>), the routes it added and subnet.env. The agent never does this on its own:
 // stopping or restarting it leaves the data plane working.
+//
+// It needs nothing from the agent: the rules are found by the chains and tables weft owns, not
+// by the addresses in subnet.env (which may be gone), and the routes and devices by what marks
+// them as weft's. It refuses to run while an agent holds the node lock, since that agent would
+// put everything back within seconds.
 import { rmSync } from 'node:fs';
+import { WeftError, errnoCode } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { Rtnetlink, routeRequest } from '../netlink/index.ts';
 import { RTPROT_WEFT } from '../dataplane/index.ts';
-import { formatCidr } from '../net/cidr.ts';
-import { readSubnetEnv } from '../subnet/subnet-env.ts';
-import { AgentFirewall } from './firewall.ts';
+import { removeAllFlannelRules, type Runner } from '../firewall/index.ts';
+import { NodeLockHeldError, acquireNodeLock } from './node-lock.ts';
 
 export interface UninstallReport {
+  /** Whether any masquerade/forward rule was found and removed. */
   firewallRules: boolean;
+  /** What was removed, e.g. "iptables-nft ipv4: nat FLANNEL-POSTRTG, filter FLANNEL-FWD", "nft: table ip flannel-ipv4". */
+  firewall: string[];
   devices: string[];
   routes: number;
   subnetFile: boolean;
 }
 
-export async function uninstall(o: { subnetFile: string; log: Logger }): Promise<UninstallReport> {
-  const report: UninstallReport = { firewallRules: false, devices: [], routes: 0, subnetFile: false };
-  let env;
+export interface UninstallOptions {
+  subnetFile: string;
+  lockFile: string;
+  log: Logger;
+  /** Where the firewall tools run (tests); default here. */
+  firewallRunner?: Runner;
+}
+
+function takeLock(lockFile: string): { release(): void } {
   try {
-    env = readSubnetEnv(o.subnetFile);
+    return acquireNodeLock(lockFile);
   } catch (e) {
-    o.log.warn({ err: (e as Error).message }, 'no readable subnet.env: the firewall rules cannot be named and stay');
+    if (e instanceof NodeLockHeldError) {
+      throw new WeftError('WEFT_NOT_READY',
+        `a weft agent (PID ${e.holder ?? 'unknown'}) is running on this node (it holds ${lockFile}); stop it first (it would reinstall what uninstall removes), then run weft uninstall again`);
+    }
+    throw e;
   }
-  if (env?.subnet && env.networks[0]) {
-    const firewall = new AgentFirewall({ network: formatCidr(env.networks[0]), ipMasq: true, forwardRules: true, nftables: false, log: o.log });
-    await firewall.remove(formatCidr(env.subnet));
-    report.firewallRules = true;
-  }
-  using nl = Rtnetlink.open();
+}
+
+/** weft's routes (protocol 0x57) and the flannel.<VNI> vxlan devices. */
+function teardownAllBackends(nl: Rtnetlink): { routes: number; devices: string[] } {
   const routes = nl.listRoutes().filter((r) => r.protocol === RTPROT_WEFT);
   if (routes.length > 0) {
     nl.batchSettled(routes.map((r) => routeRequest('delete', { dst: r.dst, table: r.table, protocol: RTPROT_WEFT, ...(r.oif !== undefined ? { oif: r.oif } : {}) })));
-    report.routes = routes.length;
   }
+  const devices: string[] = [];
   for (const link of nl.listLinks().filter((l) => l.kind === 'vxlan' && /^flannel\.\d+$/.test(l.name))) {
     nl.deleteLink(link.index);
-    report.devices.push(link.name);
+    devices.push(link.name);
   }
+  return { routes: routes.length, devices };
+}
+
+export async function uninstall(o: UninstallOptions): Promise<UninstallReport> {
+  const lock = takeLock(o.lockFile); // held throughout, so no agent starts halfway through
   try {
-    rmSync(o.subnetFile);
-    report.subnetFile = true;
-  } catch {
-    report.subnetFile = false;
+    const firewall = await removeAllFlannelRules(o.firewallRunner ? { runner: o.firewallRunner } : {});
+    for (const line of firewall.removed) o.log.info({ removed: line }, 'firewall rules removed');
+    using nl = Rtnetlink.open();
+    const { routes, devices } = teardownAllBackends(nl);
+    let subnetFile = false;
+    try {
+      rmSync(o.subnetFile);
+      subnetFile = true;
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw new WeftError('WEFT_IO', `cannot remove ${o.subnetFile}: ${(e as Error).message}`, { cause: e });
+    }
+    // Everything else is done before failing, so one broken tool does not leave the rest installed.
+    if (firewall.errors.length > 0) {
+      throw new WeftError('WEFT_FIREWALL', `uninstall removed the devices, routes and subnet.env, but not every firewall rule: ${firewall.errors.join('; ')}`);
+    }
+    return { firewallRules: firewall.removed.length > 0, firewall: firewall.removed, devices, routes, subnetFile };
+  } finally {
+    lock.release();
   }
-  return report;
 }

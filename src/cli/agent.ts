@@ -1,11 +1,35 @@
 // `weft agent` (the node agent, etcd mode) and `weft status` (what the agent on this node
 // reports). Flags keep flanneld's names; see src/agent/options.ts for defaults and env forms.
 import type { Command } from 'commander';
-import { createLogger } from '../log/logger.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
 import { DEFAULT_AGENT_OPTIONS, FLAG_NAMES, envNames, type AgentOptions, type RawOptions } from '../agent/options.ts';
 import { renderStatus } from '../agent/render-status.ts';
+import type { UninstallReport } from '../agent/uninstall.ts';
+import { isWeftError } from '../errors.ts';
+import { UsageError } from './flanneld-args.ts';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** A flag's default as the agent resolves it: FLANNELD_<NAME> or WEFT_<NAME> if set, else the built-in one. */
+function fromEnv(flag: string, fallback: string): string {
+  return envNames(flag).map((n) => process.env[n]).find((v) => v !== undefined && v !== '') ?? fallback;
+}
+
+/** What uninstall removed is its report on stdout; its log (stderr) is for errors, as text, unless asked otherwise. */
+function uninstallLogger(): Logger {
+  const format = process.env.WEFT_LOG_FORMAT === 'json' ? 'json' : 'text';
+  return createLogger({ name: 'weft-uninstall', fd: 2, level: process.env.WEFT_LOG_LEVEL || 'error', format });
+}
+
+function renderUninstall(r: UninstallReport, subnetFile: string): string {
+  const parts = [
+    r.firewall.length === 0 ? 'no masquerade/forward rules found' : `rules: ${r.firewall.join('; ')}`,
+    `${r.devices.length} device(s)${r.devices.length > 0 ? ` ${r.devices.join(' ')}` : ''}`,
+    `${r.routes} route(s)`,
+    r.subnetFile ? subnetFile : `${subnetFile} (was not there)`,
+  ];
+  return `removed: ${parts.join(', ')}\n`;
+}
 
 const help: Record<keyof AgentOptions, string> = {
   etcdEndpoints: 'comma-separated etcd client URLs',
@@ -35,11 +59,13 @@ const help: Record<keyof AgentOptions, string> = {
   logFormat: 'json (one JSON object per line) or text (one readable line per event)',
 };
 
-export function registerAgent(program: Command): void {
+export function registerAgent(program: Command, version: string): void {
   const agent = program
     .command('agent')
+    .version(version, '-V, --version', "print weft's version (flanneld: -version)")
     .description("the node agent (etcd mode, flanneld-compatible): lease a subnet, write subnet.env, program the data plane, serve CNI")
-    .addHelpText('after', `\nEvery flag can also be set as FLANNELD_<NAME> or WEFT_<NAME> in the environment, e.g. ${envNames('etcd-endpoints').join(' or ')}.`);
+    .addHelpText('after', `\nEvery flag can also be set as FLANNELD_<NAME> or WEFT_<NAME> in the environment, e.g. ${envNames('etcd-endpoints').join(' or ')}.\n` +
+      "flanneld's one-dash spellings (-etcd-endpoints=…, -iface eth0, -ip-masq) work too; its flags that weft lacks are refused by name.");
   for (const key of Object.keys(FLAG_NAMES) as (keyof AgentOptions)[]) {
     const flag = FLAG_NAMES[key];
     const def = DEFAULT_AGENT_OPTIONS[key];
@@ -60,8 +86,14 @@ export function registerAgent(program: Command): void {
       const value = flags[attribute(FLAG_NAMES[key])];
       if (value !== undefined) raw[key] = value;
     }
-    const options = resolveAgentOptions(raw);
-    const log = createLogger({ name: 'weft-agent' });
+    let options;
+    try {
+      options = resolveAgentOptions(raw);
+    } catch (e) {
+      if (isWeftError(e, 'WEFT_INVALID_CONFIG')) throw new UsageError('weft agent', e.message);
+      throw e;
+    }
+    const log = createLogger({ name: 'weft-agent', level: options.logLevel, format: options.logFormat });
     const running = await startAgent(options, log);
     const stop = (signal: string): void => {
       log.info({ signal }, 'weft agent stopping (the data plane stays as it is)');
@@ -78,20 +110,21 @@ export function registerAgent(program: Command): void {
 
   program
     .command('uninstall')
-    .description("remove what the agent installed on this node: masquerade/forward rules, flannel.<VNI> devices, its routes, subnet.env (stop the agent first)")
-    .option('--subnet-file <path>', "this node's subnet.env (names the rules to remove)", DEFAULT_AGENT_OPTIONS.subnetFile)
+    .description("remove what weft (or flanneld) installed on this node: masquerade/forward rules (iptables and nftables), flannel.<VNI> devices, weft's routes, subnet.env; refuses while an agent runs")
+    .option('--subnet-file <path>', "this node's subnet.env, removed too", fromEnv('subnet-file', DEFAULT_AGENT_OPTIONS.subnetFile))
+    .option('--lock-file <path>', 'the node lock the agent holds (uninstall refuses while it is held)', fromEnv('lock-file', DEFAULT_AGENT_OPTIONS.lockFile))
     .option('--json', 'print what was removed as JSON')
-    .action(async (o: { subnetFile: string; json?: boolean }) => {
+    .action(async (o: { subnetFile: string; lockFile: string; json?: boolean }) => {
       const { uninstall } = await import('../agent/uninstall.ts');
-      const report = await uninstall({ subnetFile: o.subnetFile, log: createLogger({ name: 'weft-uninstall', fd: 2, level: 'warn' }) });
+      const report = await uninstall({ subnetFile: o.subnetFile, lockFile: o.lockFile, log: uninstallLogger() });
       if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      else process.stdout.write(`removed: ${report.firewallRules ? 'masquerade/forward rules, ' : ''}${report.devices.length} device(s) ${report.devices.join(' ')}, ${report.routes} route(s)${report.subnetFile ? `, ${o.subnetFile}` : ''}\n`);
+      else process.stdout.write(renderUninstall(report, o.subnetFile));
     });
 
   program
     .command('status')
     .description('what the agent on this node reports: node, lease, backend, peers, last sync, errors')
-    .option('--socket <path>', 'the agent status socket', DEFAULT_AGENT_OPTIONS.statusSocket)
+    .option('--socket <path>', 'the agent status socket (default: $WEFT_STATUS_SOCKET, which `weft lab exec` sets, else the agent\'s default)', fromEnv('status-socket', DEFAULT_AGENT_OPTIONS.statusSocket))
     .option('--json', 'print the status as JSON')
     .action(async (o: { socket: string; json?: boolean }) => {
       const { fetchStatus } = await import('../agent/status.ts');

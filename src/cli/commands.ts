@@ -4,8 +4,8 @@ import { registerAgent } from './agent.ts';
 import { registerCni } from './cni.ts';
 import { registerLab } from './lab.ts';
 
-export function registerCommands(program: Command): void {
-  registerAgent(program);
+export function registerCommands(program: Command, version: string): void {
+  registerAgent(program, version);
   registerCni(program);
   registerLab(program);
 }

@@ -35,8 +35,7 @@ const printJson = (value: unknown): void => void process.stdout.write(`${JSON.st
 export function registerLab(program: Command): void {
   const lab = program
     .command('lab')
-    .description('a cluster on one machine: zones, a router, nodes and pods as network namespaces weft-<name>-*')
-    .showHelpAfterError();
+    .description('a cluster on one machine: zones, a router, nodes and pods as network namespaces weft-<name>-*');
 
   lab
     .command('up')

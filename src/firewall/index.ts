@@ -80,3 +80,4 @@ export async function setupContainerMasq(o: ContainerMasqOptions & ContainerMasq
 export async function teardownContainerMasq(o: { network: string; containerId: string } & ContainerMasqIo): Promise<void> {
   await createBackend('iptables', o).remove(calcContainerMasqTeardown(o.network, o.containerId));
 }
+export { removeAllFlannelRules, flannelRulesByName, type FirewallTeardownReport } from './teardown.ts';
