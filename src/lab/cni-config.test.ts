@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { calcConflist, formatSubnetEnv, pluginRequestConfig } from './cni-config.ts';
+import { calcConflist, nodeSubnetEnv, pluginRequestConfig } from './cni-config.ts';
+import { formatSubnetEnv } from '../subnet/subnet-env.ts';
 import { nodeFiles } from './paths.ts';
 import { calcTopology, plannedSubnet } from './topology.ts';
 
@@ -10,7 +11,7 @@ const node = plannedSubnet(plan);
 const files = nodeFiles(plan.dir);
 
 test('subnet.env is byte for byte what flanneld writes, with the .1 address', () => {
-  assert.equal(formatSubnetEnv(node), 'FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.2.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
+  assert.equal(formatSubnetEnv(nodeSubnetEnv(node)), 'FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.2.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
 });
 
 test('the weft conflist points at the node’s own files', () => {

@@ -3,6 +3,8 @@
 import type { NodeSubnet } from './topology.ts';
 import { CLUSTER_NETWORK, POD_MTU } from './topology.ts';
 import type { NodeFiles } from './paths.ts';
+import { parseAddressWithPrefix, parseCidr } from '../net/cidr.ts';
+import type { SubnetEnvInput } from '../subnet/subnet-env.ts';
 
 export type CniKind = 'weft' | 'bridge';
 export const CNI_KINDS: readonly CniKind[] = ['weft', 'bridge'];
@@ -12,15 +14,13 @@ export const NETWORK_NAME = 'weft';
 export const POD_IFNAME = 'eth0';
 export const POD_BRIDGE = 'cni0';
 
-/** flannel's subnet.env, byte for byte as flanneld writes it (flannel.md §2): FLANNEL_SUBNET is the .1 address. */
-export function formatSubnetEnv(node: NodeSubnet): string {
+/**
+ * What the lab puts in a node's subnet.env when no agent leases its subnet (store none), for
+ * src/subnet's writer, the project's only one: FLANNEL_SUBNET is the .1 address, as flanneld writes it.
+ */
+export function nodeSubnetEnv(node: NodeSubnet): SubnetEnvInput {
   const prefix = node.podSubnet.split('/')[1];
-  return (
-    `FLANNEL_NETWORK=${CLUSTER_NETWORK}\n` +
-    `FLANNEL_SUBNET=${node.podGateway}/${prefix}\n` +
-    `FLANNEL_MTU=${POD_MTU}\n` +
-    `FLANNEL_IPMASQ=true\n`
-  );
+  return { network: parseCidr(CLUSTER_NETWORK), subnet: parseAddressWithPrefix(`${node.podGateway}/${prefix}`), mtu: POD_MTU, ipMasq: true };
 }
 
 export interface Conflist {

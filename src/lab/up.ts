@@ -6,7 +6,9 @@ import { errnoCode, WeftError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { writeFileAtomic } from './atomic-write.ts';
 import { agentArgv, agentEnv, agentReady, agentStatus, DEFAULT_LEASE_TTL, leaseOf } from './agent.ts';
-import { calcConflist, CNI_KINDS, formatSubnetEnv, type CniKind, type Conflist } from './cni-config.ts';
+import { calcConflist, CNI_KINDS, nodeSubnetEnv, type CniKind, type Conflist } from './cni-config.ts';
+import { writeSubnetEnv } from '../subnet/subnet-env.ts';
+import { parseDuration } from '../agent/options.ts';
 import { mapLimit } from './concurrency.ts';
 import { ETCD_BIN, ETCD_PREFIX, ETCDCTL_BIN, networkConfig, startLabEtcd, writeNetworkConfig } from './etcd.ts';
 import { DEFAULT_LAB_NAME, labNamesIn, validateLabName } from './names.ts';
@@ -87,7 +89,7 @@ async function resolve(o: LabUpOptions): Promise<Resolved> {
   const backend = o.backend ?? 'vxlan';
   if (!LAB_BACKENDS.includes(backend)) throw new WeftError('WEFT_LAB', `--backend must be one of ${LAB_BACKENDS.join(', ')}, got ${String(backend)}`);
   const leaseTtl = o.leaseTtl ?? DEFAULT_LEASE_TTL;
-  if (!/^\d+(s|m|h)$/.test(leaseTtl) || durationSeconds(leaseTtl) <= 10) {
+  if (!/^\d+(s|m|h)$/.test(leaseTtl) || parseDuration('lease-ttl', leaseTtl, 1) <= 10) {
     throw new WeftError('WEFT_LAB', `--lease-ttl must be a duration longer than the agents' 10s renew margin, e.g. 30s or 5m; got ${leaseTtl}`);
   }
   const zones = o.zones ?? (store === 'etcd' && backend === 'host-gw' ? 1 : ZONES.length);
@@ -104,11 +106,6 @@ async function resolve(o: LabUpOptions): Promise<Resolved> {
     for (const bin of [ETCD_BIN, ETCDCTL_BIN]) await mustBeExecutable(bin, `${bin} is missing; --store etcd needs etcd 3.4+ (Debian: apt-get install etcd-server etcd-client)`);
   }
   return { name, nodes, podsPerNode, cni, daemons, plugin, dir: labDir(name, o.stateRoot ?? LAB_STATE_ROOT), store, etcdApi, backend, leaseTtl, zones };
-}
-
-function durationSeconds(d: string): number {
-  const n = Number.parseInt(d, 10);
-  return d.endsWith('h') ? n * 3600 : d.endsWith('m') ? n * 60 : n;
 }
 
 /** Claims the lab's name: fails when any of its namespaces or its state directory exists. */
@@ -220,7 +217,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
     }
     const subnet = plannedSubnet(node);
     const conflist = calcConflist(r.cni, subnet, files);
-    await writeFileAtomic(files.subnetEnv, formatSubnetEnv(subnet));
+    writeSubnetEnv(files.subnetEnv, nodeSubnetEnv(subnet));
     await writeFileAtomic(files.conflist, `${JSON.stringify(conflist, null, 2)}\n`);
     if (r.daemons) {
       await startDaemon({

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatCidr, parseCidr } from '../net/cidr.ts';
@@ -62,4 +63,58 @@ test('writes flannel\'s exact format atomically with mode 0644, and reads it bac
 test('format puts IPv6 lines after IPv4, then MTU and IPMASQ', () => {
   const text = formatSubnetEnv({ ipv6Network: parseCidr('fd00::/56'), ipv6Subnet: firstAddressOf(parseCidr('fd00::/64')), mtu: 1500, ipMasq: false });
   assert.equal(text, 'FLANNEL_IPV6_NETWORK=fd00::/56\nFLANNEL_IPV6_SUBNET=fd00::1/64\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n');
+});
+
+const input = { network: parseCidr('10.244.0.0/16'), subnet: firstAddressOf(parseCidr('10.244.1.0/24')), mtu: 1450, ipMasq: true };
+
+test('a path that cannot be written is a WEFT_IO error naming the file, and nothing is left behind', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-subnet-'));
+  try {
+    writeFileSync(join(dir, 'file'), '');
+    const path = join(dir, 'file', 'subnet.env');
+    assert.throws(() => writeSubnetEnv(path, input), (e) => isWeftError(e, 'WEFT_IO') && e.message.includes(path) && /is not a directory/.test(e.message));
+    mkdirSync(join(dir, 'subnet.env'));
+    assert.throws(() => writeSubnetEnv(join(dir, 'subnet.env'), input), (e) => isWeftError(e, 'WEFT_IO') && /is a directory/.test(e.message));
+    assert.deepEqual(readdirSync(dir).sort(), ['file', 'subnet.env'], 'no temp file left');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Real filesystems that refuse the write: a read-only tmpfs and a full one, mounted in a
+// private mount namespace of a child process (root only), so the machine's mounts never change.
+test('read-only and full filesystems: the cause in words, the file named, no temp file left', { skip: process.getuid?.() === 0 ? false : 'needs root (mounts in a private mount namespace)' }, () => {
+  const base = mkdtempSync(join(tmpdir(), 'weft-subnet-fs-'));
+  try {
+    const script = `
+      import { writeSubnetEnv, firstAddressOf } from ${JSON.stringify(new URL('./subnet-env.ts', import.meta.url).href)};
+      import { parseCidr } from ${JSON.stringify(new URL('../net/cidr.ts', import.meta.url).href)};
+      import { readdirSync, writeFileSync } from 'node:fs';
+      const input = { network: parseCidr('10.244.0.0/16'), subnet: firstAddressOf(parseCidr('10.244.1.0/24')), mtu: 1450, ipMasq: true };
+      const out = {};
+      for (const d of ['ro', 'full']) {
+        try { writeSubnetEnv('${base}/' + d + '/subnet.env', input); out[d] = { ok: true }; }
+        catch (e) { out[d] = { code: e.code, message: e.message, left: readdirSync('${base}/' + d) }; }
+      }
+      process.stdout.write(JSON.stringify(out));`;
+    const shell = [
+      `mkdir -p ${base}/ro ${base}/full`,
+      `mount -t tmpfs -o ro,size=64k tmpfs ${base}/ro`,
+      `mount -t tmpfs -o size=4k tmpfs ${base}/full`,
+      `dd if=/dev/zero of=${base}/full/filler bs=4k count=1 2>/dev/null; true`,
+      `exec ${process.execPath} --input-type=module -e "$WEFT_SCRIPT"`,
+    ].join(' && ');
+    const { NODE_TEST_CONTEXT: _ctx, ...env } = process.env;
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', shell], { encoding: 'utf8', env: { ...env, WEFT_SCRIPT: script } });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as Record<'ro' | 'full', { code?: string; message?: string; left?: string[] }>;
+    assert.equal(out.ro.code, 'WEFT_IO');
+    assert.match(out.ro.message ?? '', new RegExp(`cannot write subnet.env ${base}/ro/subnet.env: ${base}/ro is on a read-only filesystem`));
+    assert.deepEqual(out.ro.left, []);
+    assert.equal(out.full.code, 'WEFT_IO');
+    assert.match(out.full.message ?? '', new RegExp(`cannot write subnet.env ${base}/full/subnet.env: no space left on the device holding ${base}/full`));
+    assert.deepEqual(out.full.left, ['filler'], 'no temp file left');
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });

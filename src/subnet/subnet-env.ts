@@ -2,7 +2,7 @@
 // flanneld) and the CNI plugin (weft's or flannel's). Parsed exactly as flannel's plugin does:
 // line by line, split at the first "=", no quoting or comments; SUBNET values are masked back
 // to their network; FLANNEL_MTU and FLANNEL_IPMASQ are always required.
-import { readFileSync, writeFileSync, renameSync, mkdirSync, chmodSync } from 'node:fs';
+import { readFileSync, writeFileSync, renameSync, mkdirSync, chmodSync, rmSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { WeftError, errnoCode } from '../errors.ts';
 import { cidrContainsCidr, formatAddressWithPrefix, formatCidr, maskToNetwork, parseAddressWithPrefix, type AddressWithPrefix, type Cidr } from '../net/cidr.ts';
@@ -111,13 +111,45 @@ export function formatSubnetEnv(input: SubnetEnvInput): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Writes atomically (temp file + rename), mode 0644 regardless of umask, like flanneld. */
+/** A failed write of `path` in words: what is wrong with the place it goes, and what to do. */
+function writeError(path: string, e: unknown): WeftError {
+  const dir = dirname(path);
+  const code = errnoCode(e);
+  const why: Record<string, string> = {
+    EROFS: `${dir} is on a read-only filesystem; give --subnet-file a path on a writable one (flannel's is /run/flannel/subnet.env)`,
+    ENOSPC: `no space left on the device holding ${dir}; free some space there`,
+    EDQUOT: `the disk quota of the filesystem holding ${dir} is used up; free some space there`,
+    EACCES: `permission denied in ${dir}; run as root or give --subnet-file a writable path`,
+    EPERM: `permission denied in ${dir}; run as root or give --subnet-file a writable path`,
+    ENOTDIR: `a part of ${dir} is not a directory`,
+    EEXIST: `a part of ${dir} is not a directory`, // mkdir -p met a file
+    EISDIR: `${path} is a directory`,
+  };
+  const reason = (code !== undefined ? why[code] : undefined) ?? (e as Error).message;
+  return new WeftError('WEFT_IO', `cannot write subnet.env ${path}: ${reason}`, { cause: e });
+}
+
+/**
+ * The one writer of subnet.env (the agent's, and the lab's for nodes without an agent):
+ * atomically (temp file + rename), mode 0644 regardless of umask, like flanneld. A failure is a
+ * WEFT_IO error naming the file and the cause; no temp file is left behind.
+ */
 export function writeSubnetEnv(path: string, input: SubnetEnvInput): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const text = formatSubnetEnv(input);
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  writeFileSync(tmp, formatSubnetEnv(input), { mode: 0o644 });
-  chmodSync(tmp, 0o644);
-  renameSync(tmp, path);
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    writeFileSync(tmp, text, { mode: 0o644 });
+    chmodSync(tmp, 0o644);
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing was created there (a read-only filesystem, say)
+    }
+    throw writeError(path, e);
+  }
 }
 
 /** The first usable address of a subnet, with its prefix: what FLANNEL_SUBNET holds. */
