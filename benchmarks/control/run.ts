@@ -6,14 +6,15 @@
 //    for a lease's removal;
 //  - cold start: `weft agent` started in a fresh node namespace against 0, 1,000 and 5,000
 //    existing leases, timed from spawn until its status says ready with every peer programmed
-//    and until the last route is in the kernel, with its RSS.
+//    and until the last route is in the kernel, with its RSS (and where it lives: V8 heap,
+//    external, code), its CPU and the event loop's worst delay, against the figures before.
 //
 // One `weft lab up --store etcd` lab (two nodes) carries everything. Cold-start nodes are extra
 // namespaces named weft-bench-<id>-cold<k>, plugged into the lab's zone a. Everything is removed
 // at the end, also on failure and on Ctrl-C; only processes started here are signalled, by PID.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -40,7 +41,7 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '3' },
     leases: { type: 'string', default: '100' },
     sizes: { type: 'string', default: '0,1000,5000' },
-    launchers: { type: 'string', default: 'source,bundle,bundle-semi1' },
+    launchers: { type: 'string', default: 'weft,bundle,source' },
     /** Extra NODE_OPTIONS for the cold-started agents (investigation, e.g. --max-semi-space-size=1). */
     'agent-node-options': { type: 'string', default: '' },
     'cpu-prof': { type: 'boolean', default: true },
@@ -62,15 +63,47 @@ function int(name: string, text: string | undefined, min: number, max: number): 
 const rounds = int('rounds', opts.rounds, 1, 20);
 const leaseCount = int('leases', opts.leases, 1, 250); // free /24s of the lab's 10.16.0.0/16
 const sizes = (opts.sizes ?? '').split(',').map((s) => int('sizes', s.trim(), 0, 20000));
-type Launcher = 'source' | 'bundle' | 'bundle-semi1';
+type Launcher = 'weft' | 'bundle' | 'source';
 const LAUNCHERS: Record<Launcher, string> = {
-  source: 'bin/weft (TypeScript sources)',
-  bundle: 'node build/weft.mjs (esbuild bundle)',
-  'bundle-semi1': 'node --max-semi-space-size=1 build/weft.mjs (bundle, 1 MB young generation)',
+  weft: 'bin/weft agent (as shipped: the bundle, --max-semi-space-size=1)',
+  bundle: 'node build/weft.mjs (the bundle, default V8 flags)',
+  source: 'node src/cli/main.ts (TypeScript sources, default V8 flags)',
 };
+/**
+ * The figures before this round of work (BENCHMARKS.md of 2026-11-27: etcd3 gRPC client, a
+ * TimeToLive per lease, three listings at start), by launcher that matches: RSS 3 s after
+ * ready and time to ready, medians. 'weft' is compared with the bundle as it was launched then.
+ */
+const BEFORE: Record<Launcher, Record<number, { rssMb: number; readyMs: number }>> = {
+  weft: { 0: { rssMb: 92.4, readyMs: 645 }, 1000: { rssMb: 134, readyMs: 1507 }, 5000: { rssMb: 262, readyMs: 4094 } },
+  bundle: { 0: { rssMb: 92.4, readyMs: 645 }, 1000: { rssMb: 134, readyMs: 1507 }, 5000: { rssMb: 262, readyMs: 4094 } },
+  source: { 0: { rssMb: 122, readyMs: 941 }, 1000: { rssMb: 155, readyMs: 2194 }, 5000: { rssMb: 284, readyMs: 4017 } },
+};
+const PROBE = join(ROOT, 'benchmarks', 'control', 'loop-probe.mjs');
+const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+const HEALTHZ_PORT = 9931;
 const launchers = (opts.launchers ?? '').split(',').map((s) => s.trim()).filter(Boolean) as Launcher[];
 for (const l of launchers) if (!(l in LAUNCHERS)) throw new Error(`--launchers: unknown ${l} (${Object.keys(LAUNCHERS).join(', ')})`);
 const BUNDLE = join(ROOT, 'build', 'weft.mjs');
+
+/** The first source file newer than the bundle (then bin/weft runs the sources, not the bundle), or undefined. */
+function staleBecause(): string | undefined {
+  if (!existsSync(BUNDLE)) return `${BUNDLE} is missing`;
+  const built = statSync(BUNDLE).mtimeMs;
+  const walk = (dir: string): string | undefined => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) {
+        const found = walk(path);
+        if (found) return found;
+      } else if (e.name.endsWith('.ts') && statSync(path).mtimeMs > built) {
+        return `${path} is newer than ${BUNDLE}`;
+      }
+    }
+    return undefined;
+  };
+  return walk(join(ROOT, 'src'));
+}
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
 const id = randomBytes(3).toString('hex');
@@ -109,6 +142,13 @@ interface ColdRun {
   hwmMb: number;
   rssSettledMb: number;
   cpuMs: number;
+  /** CPU spent in the 3 s after ready (idle cost: timers, GC of what the start left). */
+  cpuSettleMs: number;
+  /** The event loop's worst delay from spawn to ready, ms: the agent's /metrics, else the probe's. */
+  loopMaxMs: number;
+  loopSource: 'metrics' | 'probe' | 'none';
+  /** At ready, from the probe: process.memoryUsage() and V8's heap spaces, MB; and /proc's split of RSS. */
+  mem: { heapTotal: number; heapUsed: number; external: number; newSpace: number; oldSpace: number; codeSpace: number; rssAnon: number; rssFile: number };
   /** ms after spawn of the agent's own log lines (pino `time`), by message. */
   phases: Record<string, number>;
   errors: string[];
@@ -116,7 +156,7 @@ interface ColdRun {
 
 const CLK_TCK = Number((await mustRun(['getconf', 'CLK_TCK'])).trim()) || 100;
 
-function procStatusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+function procStatusMb(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile'): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
@@ -128,6 +168,29 @@ function cpuMsOf(pid: number): number {
 }
 
 const PHASES = ['etcd API chosen', 'external interface', 'lease acquired', 'data plane reconciled', 'weft agent ready'];
+
+/** Which of the agent's flags this tree has (both are recent): asked once from its --help. */
+const agentHelp = await runCmd([WEFT, 'agent', '--help'], 60_000).then((r) => r.stdout + r.stderr, () => '');
+const HAS_LOCK_FILE = agentHelp.includes('--lock-file');
+const HAS_HEALTHZ = agentHelp.includes('--healthz-port');
+
+/** weft_event_loop_delay_seconds{quantile="max"} from the agent's /metrics, in ms; NaN when it has none. */
+async function scrapeLoopMax(ns: string): Promise<number> {
+  if (!HAS_HEALTHZ) return NaN;
+  const r = await runCmd(['ip', 'netns', 'exec', ns, 'curl', '-s', '--max-time', '3', `http://127.0.0.1:${HEALTHZ_PORT}/metrics`], 10_000).catch(() => undefined);
+  const m = /^weft_event_loop_delay_seconds\{quantile="max"\} ([\d.e+-]+)$/m.exec(r?.stdout ?? '');
+  return m ? Number(m[1]) * 1000 : NaN;
+}
+
+interface ProbeReport { loopMaxMs: number; memory: Record<string, number>; spaces: Record<string, { size: number; used: number }> }
+
+function readProbe(file: string): ProbeReport | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as ProbeReport;
+  } catch {
+    return undefined;
+  }
+}
 
 async function coldStart(state: LabState, size: number, launcher: Launcher, round: number, k: number, profileDir?: string): Promise<ColdRun> {
   const zone = state.topology.zones[0]!;
@@ -156,17 +219,21 @@ async function coldStart(state: LabState, size: number, launcher: Launcher, roun
 
     const logFile = join(dir, 'agent.log');
     const fd = openSync(logFile, 'w');
-    const env: NodeJS.ProcessEnv = { ...process.env, NODE_NAME: `cold${k}` };
-    if (opts['agent-node-options']) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${opts['agent-node-options']}`.trim();
+    const probeFile = join(dir, 'probe.json');
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_NAME: `cold${k}`, WEFT_BENCH_PROBE_FILE: probeFile };
+    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import=${PROBE}`.trim();
+    if (opts['agent-node-options']) env.NODE_OPTIONS = `${env.NODE_OPTIONS} ${opts['agent-node-options']}`.trim();
     if (profileDir) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`.trim();
     const sock = join(dir, 'agent.sock');
     const wall0 = Date.now();
     const t0 = hrMs();
-    const exe = launcher === 'source' ? [WEFT]
-      : [NODE, '--disable-warning=ExperimentalWarning', ...(launcher === 'bundle-semi1' ? ['--max-semi-space-size=1'] : []), BUNDLE];
+    const exe = launcher === 'weft' ? [WEFT] : launcher === 'bundle' ? [NODE, BUNDLE] : [NODE, '--disable-warning=ExperimentalWarning', MAIN];
     const agent = spawn('nsenter', [`--net=/run/netns/${ns}`, ...exe, 'agent',
       '--etcd-endpoints', state.topology.etcd!.clientUrl, '--etcd-api', 'v3', '--etcd-prefix', coldPrefix(size),
-      '--subnet-file', join(dir, 'subnet.env'), '--status-socket', sock, '--ip-masq'], { stdio: ['ignore', fd, fd], env });
+      '--subnet-file', join(dir, 'subnet.env'), '--status-socket', sock, '--ip-masq',
+      // Several agents on one machine (the lab's two, this one): each its own node lock.
+      ...(HAS_LOCK_FILE ? ['--lock-file', join(dir, 'agent.lock')] : []),
+      ...(HAS_HEALTHZ ? ['--healthz-ip', '127.0.0.1', '--healthz-port', String(HEALTHZ_PORT)] : [])], { stdio: ['ignore', fd, fd], env });
     closeSync(fd);
     agentPid = track(agent, `weft agent in ${ns}`);
     const pid = agentPid;
@@ -186,12 +253,24 @@ async function coldStart(state: LabState, size: number, launcher: Launcher, roun
     const rssMb = procStatusMb(pid, 'VmRSS');
     const hwmMb = procStatusMb(pid, 'VmHWM');
     const cpuMs = cpuMsOf(pid);
+    const rssAnon = procStatusMb(pid, 'RssAnon');
+    const rssFile = procStatusMb(pid, 'RssFile');
+    const scraped = await scrapeLoopMax(ns);
+    await sleep(300); // one more probe report, written after ready
+    const probe = readProbe(probeFile);
+    const loopMaxMs = Number.isFinite(scraped) ? scraped : probe?.loopMaxMs ?? NaN;
+    const mb = (x: number | undefined): number => (x === undefined ? NaN : x / 2 ** 20);
+    const mem = {
+      heapTotal: mb(probe?.memory.heapTotal), heapUsed: mb(probe?.memory.heapUsed), external: mb(probe?.memory.external),
+      newSpace: mb(probe?.spaces.new_space?.size), oldSpace: mb(probe?.spaces.old_space?.size), codeSpace: mb(probe?.spaces.code_space?.size), rssAnon, rssFile,
+    };
     // Wait for the monitor to catch up (it reads what the kernel already sent), then count in the kernel itself.
     for (let i = 0; i < 100 && routes < size; i++) await sleep(50);
     const listed = await mustRun(['ip', '-n', ns, '-4', 'route', 'show', 'dev', 'flannel.1'], 60_000);
     const routesInKernel = listed.split('\n').filter((l) => /^\d/.test(l)).length;
     await sleep(3000);
     const rssSettledMb = procStatusMb(pid, 'VmRSS');
+    const cpuSettleMs = cpuMsOf(pid) - cpuMs;
 
     const phases: Record<string, number> = {};
     let first = NaN;
@@ -215,7 +294,8 @@ async function coldStart(state: LabState, size: number, launcher: Launcher, roun
       await runCmd(inNs(state.topology.etcd!.ns, ['env', 'ETCDCTL_API=3', 'etcdctl', '--endpoints=http://127.0.0.1:2379', 'del', `${coldPrefix(size)}/subnets/${status.lease.subnet.replace('/', '-')}`]));
     }
     return {
-      size, launcher, round, readyMs, routesMs: routes >= size && size > 0 ? lastRouteAt - t0 : NaN, routesInKernel, rssMb, hwmMb, rssSettledMb, cpuMs, phases,
+      size, launcher, round, readyMs, routesMs: routes >= size && size > 0 ? lastRouteAt - t0 : NaN, routesInKernel, rssMb, hwmMb, rssSettledMb, cpuMs, cpuSettleMs,
+      loopMaxMs, loopSource: Number.isFinite(scraped) ? 'metrics' : probe ? 'probe' : 'none', mem, phases,
       errors: status?.errors.map((e) => e.message) ?? [],
     };
   } finally {
@@ -239,23 +319,25 @@ async function coldStart(state: LabState, size: number, launcher: Launcher, roun
 interface MemProbe { what: string; rssMb: number; heapUsedMb: number; externalMb: number; wallMs: number }
 
 /** A fresh Node (the agent's binary and flags) that loads a module graph and reports its memory, run inside the etcd member's namespace. */
-async function memProbe(state: LabState, what: string, importUrl: string | undefined): Promise<MemProbe> {
-  const code = `${importUrl ? `await import(${JSON.stringify(importUrl)});` : ''} const m = process.memoryUsage(); console.log(JSON.stringify(m));`;
+async function memProbe(state: LabState, what: string, imports: string[], flags: string[] = []): Promise<MemProbe> {
+  const code = `${imports.map((u) => `await import(${JSON.stringify(u)});`).join(' ')} const m = process.memoryUsage(); console.log(JSON.stringify(m));`;
   const t0 = hrMs();
-  const out = await mustRun(inNs(state.topology.etcd!.ns, [NODE, '--disable-warning=ExperimentalWarning', '--input-type=module', '-e', code]), 60_000);
+  const out = await mustRun(inNs(state.topology.etcd!.ns, [NODE, '--disable-warning=ExperimentalWarning', ...flags, '--input-type=module', '-e', code]), 60_000);
   const wallMs = hrMs() - t0;
   const m = JSON.parse(out.trim().split('\n').pop()!) as { rss: number; heapUsed: number; external: number };
   return { what, rssMb: m.rss / 2 ** 20, heapUsedMb: m.heapUsed / 2 ** 20, externalMb: m.external / 2 ** 20, wallMs };
 }
 
 async function memProbes(state: LabState): Promise<MemProbe[]> {
-  const probes: [string, string | undefined][] = [
-    ['node alone', undefined],
-    ['node + import src/lease/etcd3/etcd3-store.ts (the etcd v3 store and its JSON-gateway client)', pathToFileURL(join(ROOT, 'src/lease/etcd3/etcd3-store.ts')).href],
-    ['node + import src/agent/agent.ts (the agent\'s whole module graph, TypeScript stripped at load)', pathToFileURL(join(ROOT, 'src/agent/agent.ts')).href],
+  const probes: [string, string[], string[]][] = [
+    ['node alone', [], []],
+    ['node --max-semi-space-size=1 alone', [], ['--max-semi-space-size=1']],
+    ['node + node:http, node:https (the etcd gateway client\'s transports)', ['node:http', 'node:https'], []],
+    ['node + node:http, node:https, node:http2 (what the removed lean TimeToLive path added)', ['node:http', 'node:https', 'node:http2'], []],
+    ['node + import src/lease/etcd3/etcd3-store.ts (TypeScript stripped at load)', [pathToFileURL(join(ROOT, 'src/lease/etcd3/etcd3-store.ts')).href], []],
   ];
   const out: MemProbe[] = [];
-  for (let round = 0; round < 3; round++) for (const [what, url] of probes) out.push(await memProbe(state, what, url));
+  for (let round = 0; round < 3; round++) for (const [what, urls, flags] of probes) out.push(await memProbe(state, what, urls, flags));
   return out;
 }
 
@@ -292,8 +374,8 @@ function convergenceTable(results: ConvergeResult[]): string {
 
 function coldTable(runs: ColdRun[]): string {
   const lines = [
-    '| agent started as | existing leases | spawn → status ready (all peers, synced) ms | spawn → last route in kernel ms | routes in kernel | RSS at ready MB | RSS 3 s later MB | peak RSS (VmHWM) MB | CPU to ready ms | goal |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| agent started as | existing leases | spawn → status ready (all peers, synced) ms | spawn → last route in kernel ms | routes in kernel | RSS at ready MB | RSS 3 s later MB | peak RSS (VmHWM) MB | CPU to ready ms | CPU in the 3 s after ms | event loop worst delay to ready ms | goal |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const launcher of launchers) for (const size of sizes) {
     const rs = runs.filter((r) => r.size === size && r.launcher === launcher);
@@ -305,7 +387,39 @@ function coldTable(runs: ColdRun[]): string {
       ...(size === 1000 ? [`RSS < 64 MB${rss < 64 ? ' ✅' : ' ❌'}`] : []),
     ];
     const f0 = (x: number): string => x.toFixed(0);
-    lines.push(`| ${LAUNCHERS[launcher]} | ${size} | ${withRange(rs.map((r) => r.readyMs), f0)} | ${withRange(rs.map((r) => r.routesMs), f0)} | ${rs.map((r) => r.routesInKernel).join(', ')} | ${withRange(rs.map((r) => r.rssMb), num)} | ${withRange(rs.map((r) => r.rssSettledMb), num)} | ${withRange(rs.map((r) => r.hwmMb), num)} | ${withRange(rs.map((r) => r.cpuMs), f0)} | ${goals.join('; ')} |`);
+    lines.push(`| ${LAUNCHERS[launcher]} | ${size} | ${withRange(rs.map((r) => r.readyMs), f0)} | ${withRange(rs.map((r) => r.routesMs), f0)} | ${rs.map((r) => r.routesInKernel).join(', ')} | ${withRange(rs.map((r) => r.rssMb), num)} | ${withRange(rs.map((r) => r.rssSettledMb), num)} | ${withRange(rs.map((r) => r.hwmMb), num)} | ${withRange(rs.map((r) => r.cpuMs), f0)} | ${withRange(rs.map((r) => r.cpuSettleMs), f0)} | ${withRange(rs.map((r) => r.loopMaxMs), f0)} | ${goals.join('; ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Now against the figures before (BEFORE), as ratios of medians. */
+function beforeTable(runs: ColdRun[]): string {
+  const lines = [
+    '| agent started as | existing leases | RSS 3 s after ready MB: before → now | now / before | time to ready ms: before → now | now / before |',
+    '|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const launcher of launchers) for (const size of sizes) {
+    const rs = runs.filter((r) => r.size === size && r.launcher === launcher);
+    const was = BEFORE[launcher][size];
+    if (rs.length === 0 || !was) continue;
+    const rss = median(rs.map((r) => r.rssSettledMb));
+    const ready = median(rs.map((r) => Math.max(r.readyMs, Number.isFinite(r.routesMs) ? r.routesMs : 0)));
+    lines.push(`| ${LAUNCHERS[launcher]} | ${size} | ${num(was.rssMb)} → **${num(rss)}** | ${(rss / was.rssMb).toFixed(2)} | ${was.readyMs} → **${ready.toFixed(0)}** | ${(ready / was.readyMs).toFixed(2)} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Where the RSS at ready lives: V8's heap (its spaces), memory outside it, and /proc's anonymous vs file-backed split. */
+function memAtReadyTable(runs: ColdRun[]): string {
+  const lines = [
+    '| agent started as | existing leases | RSS MB | anonymous (heaps, malloc) MB | file-backed (node binary, libraries) MB | V8 heap total MB | of it used MB | new space MB | old space MB | code space MB | external MB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const launcher of launchers) for (const size of sizes) {
+    const rs = runs.filter((r) => r.size === size && r.launcher === launcher);
+    if (rs.length === 0) continue;
+    const m = (f: (r: ColdRun) => number): string => num(median(rs.map(f)));
+    lines.push(`| ${LAUNCHERS[launcher]} | ${size} | ${m((r) => r.rssMb)} | ${m((r) => r.mem.rssAnon)} | ${m((r) => r.mem.rssFile)} | ${m((r) => r.mem.heapTotal)} | ${m((r) => r.mem.heapUsed)} | ${m((r) => r.mem.newSpace)} | ${m((r) => r.mem.oldSpace)} | ${m((r) => r.mem.codeSpace)} | ${m((r) => r.mem.external)} |`);
   }
   return lines.join('\n');
 }
@@ -337,9 +451,9 @@ function explain(convergence: ConvergeResult[], cold: ColdRun[], mem: MemProbe[]
     const leased = med(l, big, (r) => r.phases['lease acquired'] ?? NaN);
     const synced = med(l, big, (r) => r.phases['data plane reconciled'] ?? NaN);
     const ready = med(l, big, (r) => r.readyMs);
-    parts.push(`${LAUNCHERS[l]}, ${big} leases, ready after ${msText(ready)} ms: start-up and module loading until the first log line ${msText(load)} ms; etcd, config and interface ${msText(iface - load)} ms; listing the leases and acquiring one ${msText(leased - iface)} ms; listing them again for the peer watch and programming every peer ${msText(synced - leased)} ms.`);
+    parts.push(`${LAUNCHERS[l]}, ${big} leases, ready after ${msText(ready)} ms: start-up and module loading until the first log line ${msText(load)} ms; etcd, config and interface ${msText(iface - load)} ms; listing the leases and acquiring one ${msText(leased - iface)} ms; the peer watch and programming every peer ${msText(synced - leased)} ms.`);
   }
-  parts.push('At start the agent lists all leases three times (its own lease by PublicIP, in acquire, for the peer watch); the first listing also asks etcd for every subnet lease\'s TTL (one LeaseTimeToLive call per etcd lease, over the lean HTTP/2 client; everything else goes through etcd\'s v3 JSON gateway), the others hit its TTL cache. Programming N peers is one netlink batch of 3N requests (neighbour, FDB entry, route) after three dumps.');
+  parts.push('The listing asks etcd for no lease TTLs (a key\'s etcd lease id says whether it has one; the store looks expiries up only when asked, which nothing in the agent does), over etcd\'s v3 JSON gateway. Programming N peers is one netlink batch of 3N requests (neighbour, FDB entry, route) after three dumps.');
   const rss = (l: Launcher, size: number): number => med(l, size, (r) => r.rssSettledMb);
   const slopes = launchers.filter(() => sizes.length > 1).map((l) => {
     const [a, b] = [Math.min(...sizes.filter((x) => x > 0)), Math.max(...sizes)];
@@ -347,10 +461,11 @@ function explain(convergence: ConvergeResult[], cold: ColdRun[], mem: MemProbe[]
   }).filter(Boolean);
   const m = (w: string): number => median(mem.filter((p) => p.what.startsWith(w)).map((p) => p.rssMb));
   if (mem.length > 0) {
-    parts.push(`Memory: a bare Node is ${num(m('node alone'))} MB; importing the etcd v3 store (node:http and a JSON-gateway client) makes it ${num(m('node + import src/lease/etcd3'))} MB; the agent's whole module graph, loaded from TypeScript, ${num(m('node + import src/agent'))} MB, before any lease. The bundle avoids Node's TypeScript stripper (amaro, a WebAssembly build of SWC) and starts ${num(rss('source', 0) - rss('bundle', 0))} MB lower (${num(rss('bundle', 0))} MB at 0 leases). Growth: ${slopes.join('; ')}.`);
+    parts.push(`Memory: a bare Node 24 is ${num(m('node alone'))} MB on this machine (${num(m('node --max-semi-space-size=1 alone'))} MB with a 1 MB young generation) before a line of weft runs: that alone is ${((100 * m('node alone')) / 64).toFixed(0)} % of the 64 MB goal. node:http and node:https make it ${num(m('node + node:http, node:https ('))} MB; node:http2 on top ${num(m('node + node:http, node:https, node:http2'))} MB. Loading TypeScript through Node's stripper costs more again (the etcd v3 store alone from its .ts: ${num(m('node + import src/lease/etcd3'))} MB); the bundle avoids it${launchers.includes('source') && launchers.includes('bundle') ? ` and starts ${num(rss('source', 0) - rss('bundle', 0))} MB lower (${num(rss('bundle', 0))} MB at 0 leases)` : ''}. Growth: ${slopes.join('; ')}.`);
   }
-  if (launchers.includes('bundle-semi1') && launchers.includes('bundle')) {
-    parts.push(`A 1 MB young generation (--max-semi-space-size=1) changes RSS at ${sizes.map((sz) => `${sz} leases from ${num(rss('bundle', sz))} to ${num(rss('bundle-semi1', sz))} MB`).join(', ')} and time to ready ${sizes.map((sz) => `at ${sz} from ${msText(med('bundle', sz, (r) => r.readyMs))} to ${msText(med('bundle-semi1', sz, (r) => r.readyMs))} ms`).join(', ')}: much of the growth is young-generation garbage that V8 keeps mapped, not live data.`);
+  if (launchers.includes('weft') && launchers.includes('bundle')) {
+    const cpu = (l: Launcher, sz: number): number => med(l, sz, (r) => r.cpuMs);
+    parts.push(`A 1 MB young generation (bin/weft's --max-semi-space-size=1 against the bundle with V8's defaults) changes RSS 3 s after ready at ${sizes.map((sz) => `${sz} leases from ${num(rss('bundle', sz))} to ${num(rss('weft', sz))} MB`).join(', ')}; time to ready ${sizes.map((sz) => `at ${sz} from ${msText(med('bundle', sz, (r) => r.readyMs))} to ${msText(med('weft', sz, (r) => r.readyMs))} ms`).join(', ')}; CPU to ready ${sizes.map((sz) => `at ${sz} from ${msText(cpu('bundle', sz))} to ${msText(cpu('weft', sz))} ms`).join(', ')} (more, smaller scavenges; the price of the smaller young generation).`);
   }
   return parts.join(' ');
 }
@@ -359,6 +474,9 @@ function explain(convergence: ConvergeResult[], cold: ColdRun[], mem: MemProbe[]
 
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error(`${TAG} needs root (it creates network namespaces)`);
+  const stale = launchers.some((l) => l !== 'source') ? staleBecause() : undefined;
+  if (stale) throw new Error(`${stale}: bin/weft would run the sources, not the bundle. Run \`npm run build:native\` first`);
+  log(`${TAG}: agent flags: --lock-file ${HAS_LOCK_FILE ? 'yes' : 'no (several agents share the default lock)'}, --healthz-port ${HAS_HEALTHZ ? 'yes' : 'no (the event loop from the probe)'}`);
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const loadBefore = loadavg().map((x) => x.toFixed(2)).join(' ');
   const name = `bc${id}`;
@@ -406,7 +524,7 @@ async function main(): Promise<number> {
     const r = await coldStart(state, biggest, 'source', 0, k + 1, dir);
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     profile = file
-      ? `Profiled run (bin/weft, NODE_OPTIONS=--cpu-prof, ${biggest} leases, ready after ${r.readyMs.toFixed(0)} ms with the profiler on): ${summariseProfile(JSON.parse(readFileSync(join(dir, file), 'utf8')), r.readyMs + 500)}`
+      ? `Profiled run (TypeScript sources, NODE_OPTIONS=--cpu-prof, ${biggest} leases, ready after ${r.readyMs.toFixed(0)} ms with the profiler on): ${summariseProfile(JSON.parse(readFileSync(join(dir, file), 'utf8')), r.readyMs + 500)}`
       : 'The profiled run wrote no .cpuprofile (the agent did not exit through process.exit).';
     log(profile);
   }
@@ -432,6 +550,14 @@ async function main(): Promise<number> {
     '',
     coldTable(cold),
     '',
+    'Against the figures before (BENCHMARKS.md of 2026-11-27: the etcd3 gRPC client, a TimeToLive call per lease, three listings at start; "bin/weft agent" is compared with the bundle as it was launched then):',
+    '',
+    beforeTable(cold),
+    '',
+    `Where the RSS at ready lives (medians; V8 figures from a probe loaded into the agent, benchmarks/control/loop-probe.mjs, which also measures the event loop when the agent has no /metrics; this run: ${[...new Set(cold.map((r) => r.loopSource))].join(', ')}):`,
+    '',
+    memAtReadyTable(cold),
+    '',
     'When the agent logged each step, ms after spawn (median and range over rounds; pino timestamps, 1 ms resolution):',
     '',
     phaseTable(cold),
@@ -454,7 +580,7 @@ async function main(): Promise<number> {
     ...(coldErrors.length > 0 ? ['', `Errors the cold-started agents reported: ${coldErrors.slice(0, 5).join('; ')}`] : []),
   ].join('\n');
 
-  process.stdout.write(`\n${explain(convergence, cold, mem)}\n\n${convergenceTable(convergence)}\n\n${coldTable(cold)}\n\n${phaseTable(cold)}\n\n${profile}\n\n${memTable(mem)}\n`);
+  process.stdout.write(`\n${explain(convergence, cold, mem)}\n\n${convergenceTable(convergence)}\n\n${coldTable(cold)}\n\n${beforeTable(cold)}\n\n${memAtReadyTable(cold)}\n\n${phaseTable(cold)}\n\n${profile}\n\n${memTable(mem)}\n`);
   if (opts.write) {
     writeSection(join(ROOT, 'BENCHMARKS.md'), 'control', body);
     process.stdout.write(`\nwrote ${join(ROOT, 'BENCHMARKS.md')}\n`);
