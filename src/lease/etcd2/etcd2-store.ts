@@ -19,12 +19,15 @@
 // listing reply may keep at most V2_LIST_MAX_BYTES, any other reply V2_REPLY_MAX_BYTES; the
 // network config at most MAX_CONFIG_BYTES.
 import http from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
 import { posix } from 'node:path';
 import { WeftError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../log/logger.ts';
 import { BodyTooLargeError, elidedLength, ElidingJsonScanner } from '../bounded-json.ts';
 import { MAX_LEASE_VALUE_BYTES, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchEvent, type WatchHandlers } from '../store.ts';
+
+/** node:https (and node:tls with it, ~5 MB RSS) only for https:// endpoints. */
+const loadHttps = (): typeof https => process.getBuiltinModule('node:https');
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 
@@ -129,7 +132,7 @@ export class Etcd2LeaseStore implements LeaseStore {
     if (secure) {
       const tls = options.tls ?? {};
       const clientCert = tls.cert !== undefined && tls.key !== undefined;
-      this.#agent = new https.Agent({
+      this.#agent = new (loadHttps().Agent)({
         keepAlive: true,
         minVersion: 'TLSv1.2',
         ...(tls.ca ? { ca: tls.ca } : {}),
@@ -283,7 +286,7 @@ export class Etcd2LeaseStore implements LeaseStore {
 
   #send(method: string, url: URL, body: string | undefined, signal: AbortSignal, bounds: { maxBytes: number; elideValuesOver: number },
     onHeaders?: (index: number | null) => void): Promise<V2Reply> {
-    const mod = url.protocol === 'https:' ? https : http;
+    const mod = url.protocol === 'https:' ? loadHttps() : http;
     const headers: http.OutgoingHttpHeaders = { accept: 'application/json' };
     if (body !== undefined) {
       headers['content-type'] = 'application/x-www-form-urlencoded';

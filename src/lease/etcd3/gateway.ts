@@ -9,8 +9,14 @@
 // memory, oversized values left out), and username/password auth: a token from
 // /v3/auth/authenticate in the Authorization header, fetched once and again after etcd refuses it.
 import http from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
 import { BodyTooLargeError, ElidingJsonScanner } from '../bounded-json.ts';
+
+/**
+ * node:https, loaded on first use: with it come node:tls and crypto's TLS parts, about 5 MB of
+ * RSS that an agent talking to http:// endpoints never needs.
+ */
+export const loadHttps = (): typeof https => process.getBuiltinModule('node:https');
 
 export interface GatewayTls {
   ca?: Buffer;
@@ -104,8 +110,9 @@ export class EtcdGateway {
       const tls = options.tls ?? {};
       const clientCert = tls.cert !== undefined && tls.key !== undefined;
       const tlsOptions = { minVersion: 'TLSv1.2' as const, ...(tls.ca ? { ca: tls.ca } : {}), ...(clientCert ? { cert: tls.cert, key: tls.key } : {}) };
-      this.#agent = new https.Agent({ keepAlive: true, maxSockets, ...tlsOptions });
-      this.#streamAgent = new https.Agent({ keepAlive: false, ...tlsOptions });
+      const { Agent } = loadHttps();
+      this.#agent = new Agent({ keepAlive: true, maxSockets, ...tlsOptions });
+      this.#streamAgent = new Agent({ keepAlive: false, ...tlsOptions });
     } else {
       this.#agent = new http.Agent({ keepAlive: true, maxSockets });
       this.#streamAgent = new http.Agent({ keepAlive: false });
@@ -276,7 +283,7 @@ export class EtcdGateway {
   }
 
   #module(): typeof http | typeof https {
-    return this.#secure ? https : http;
+    return this.#secure ? loadHttps() : http;
   }
 }
 
