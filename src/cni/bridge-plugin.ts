@@ -1,14 +1,19 @@
 // The CNI verbs for weft's bridge network (cni.md §2.1 is the behaviour we match): each verb
 // reads top to bottom as numbered steps, and ADD pushes an undo for every resource it takes so
-// a failure leaves no address, link or rule behind.
+// a failure leaves no address, link or rule behind. Addresses come from an Ipam (src/ipam/ipam.ts)
+// made per request by an injected factory, host-local's disk store by default.
 import { randomBytes } from 'node:crypto';
 import { openSync, closeSync } from 'node:fs';
 import { WeftError, errnoCode } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
-import { HostLocalIpam } from '../ipam/allocator.ts';
+import { LogThrottle, type Clock } from '../log/throttle.ts';
+import { hostLocalIpamFactory } from '../ipam/allocator.ts';
+import type { Ipam, IpamFactory } from '../ipam/ipam.ts';
+import { formatRangeSet } from '../ipam/ranges.ts';
 import { deleteLinkRequest, isExists, isNotFound, requestOffThread, Rtnetlink } from '../netlink/index.ts';
 import { readSubnetEnv } from '../subnet/subnet-env.ts';
 import { checkAttachment } from './check.ts';
+import { IpamUsageCache, type IpamUsageTotals } from './ipam-usage.ts';
 import type { PluginConfig } from './config.ts';
 import { parseCniArgs, type CniEnv } from './env.ts';
 import { forgetFlannelDelegate, gcFlannelDelegates, saveFlannelDelegate } from './flannel-state.ts';
@@ -23,7 +28,16 @@ export interface BridgeOperationsOptions {
   log: Logger;
   /** Per-pod masquerade (only used when the node agent does not masquerade); see pod-masq.ts. */
   masquerade?: PodMasquerade;
+  /** Makes each request's Ipam from the config's name and dataDir and the node's ranges; default host-local's disk store. */
+  ipam?: IpamFactory;
+  /** The log throttle's and the usage cache's clock (tests). */
+  clock?: Clock;
 }
+
+/** Repeats of one IPAM problem (a store file that cannot be read) within this window are summed up in one line. */
+const IPAM_WARN_WINDOW_MS = 60_000;
+/** How old a usage reading a metric scrape accepts before it starts a fresh one (ipam-usage.ts). */
+const USAGE_TTL_MS = 10_000;
 
 const CNI_ARGS_KEYS = ['IP', 'MAC', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];
 
@@ -33,15 +47,42 @@ export class BridgeOperations implements CniOperations {
   /** The node's own namespace, opened once: the CNI server keeps it for its whole life. */
   #node: Rtnetlink | undefined;
   readonly #bridges = new Map<string, { key: string; bridge: NodeBridge }>();
+  readonly #ipamFactory: IpamFactory;
+  readonly #throttle: LogThrottle;
+  readonly #usage: IpamUsageCache;
 
   constructor(options: BridgeOperationsOptions) {
     this.#log = options.log;
     this.#masq = options.masquerade;
+    this.#ipamFactory = options.ipam ?? hostLocalIpamFactory;
+    const clock = options.clock ?? Date.now;
+    this.#throttle = new LogThrottle(options.log, IPAM_WARN_WINDOW_MS, clock);
+    this.#usage = new IpamUsageCache({
+      ttlMs: USAGE_TTL_MS,
+      clock,
+      onError: (e) => this.#throttle.warn('ipam-usage', { err: e.message }, 'cannot count the IPAM addresses in use for the metrics'),
+    });
   }
 
   close(): void {
     this.#node?.close();
     this.#node = undefined;
+    this.#throttle.close();
+  }
+
+  /**
+   * Pod addresses in use and free on the network the latest request served (every family
+   * together), for the agent's weft_ipam_addresses metric; undefined before a request has told
+   * which network and ranges this node serves. Cheap and synchronous: a cached value, refreshed
+   * in the background after ADD, DEL and GC and when older than 10 s (see ipam-usage.ts).
+   */
+  usage(): IpamUsageTotals | undefined {
+    return this.#usage.get();
+  }
+
+  /** Resolves once the usage cache has no refresh in flight (tests, shutdown). */
+  usageSettled(): Promise<void> {
+    return this.#usage.settled();
   }
 
   get #nodeNetlink(): Rtnetlink {
@@ -84,7 +125,11 @@ export class BridgeOperations implements CniOperations {
     const attachment = { containerId: env.containerId, ifname: env.ifname };
     const requested = [...config.requestedIps, ...(args.get('IP')?.split(',') ?? [])];
     const allocations = await ipam.allocate({ ...attachment, requested });
-    undo.push(() => ipam.release(attachment));
+    this.#usage.changed();
+    undo.push(async () => {
+      await ipam.release(attachment);
+      this.#usage.changed();
+    });
     // 5. The veth pair: host end on the bridge, pod end created directly in the pod's namespace.
     const podMac = config.requestedMac ?? args.get('MAC') ?? randomMac();
     const hostName = this.#createVeth(node, { bridge: bridge.index, mtu: plan.mtu, ifname: env.ifname, podMac, netnsFd: pod.fd });
@@ -166,6 +211,7 @@ export class BridgeOperations implements CniOperations {
     }
     // 2. Addresses, 3. masquerade rules, 4. flannel's delegate record.
     await this.#ipam(config, plan).release({ containerId: env.containerId, ifname: env.ifname });
+    this.#usage.changed();
     if (this.#masq && (plan?.podMasq ?? config.ipMasq ?? true)) {
       await this.#masq.teardown({ network: config.name, containerId: env.containerId });
     }
@@ -182,6 +228,7 @@ export class BridgeOperations implements CniOperations {
   async status(config: PluginConfig): Promise<void> {
     const plan = planPodNetwork(config, readSubnetEnv(config.subnetFile));
     const usage = await this.#ipam(config, plan).usage();
+    this.#usage.record(usageKey(config, plan), usage);
     const full = usage.findIndex((u) => u.allocated >= u.capacity);
     if (full >= 0) {
       throw new WeftError('WEFT_IPAM_EXHAUSTED', `no free addresses in ${plan.gateways[full]} on this node (${usage[full]!.allocated} of ${usage[full]!.capacity} in use)`);
@@ -197,13 +244,29 @@ export class BridgeOperations implements CniOperations {
       plan = undefined;
     }
     const released = await this.#ipam(config, plan).gc(valid);
+    this.#usage.changed();
     if (config.flannelStateDir) gcFlannelDelegates(config.flannelStateDir, new Set(valid.map((a) => a.containerId)));
     if (released.length > 0) this.#log.info({ released }, 'GC released addresses of attachments the runtime no longer knows');
   }
 
-  #ipam(config: PluginConfig, plan: PodNetworkPlan | undefined): HostLocalIpam {
-    return new HostLocalIpam({ dataDir: config.ipamDataDir, network: config.name, rangeSets: plan?.rangeSets ?? [] });
+  /** This request's Ipam; one with known ranges also becomes the network whose usage is reported. */
+  #ipam(config: PluginConfig, plan: PodNetworkPlan | undefined): Ipam {
+    const rangeSets = plan?.rangeSets ?? [];
+    const warn = (problem: string): void => this.#warnIpam(config.name, problem);
+    const ipam = this.#ipamFactory({ name: config.name, dataDir: config.ipamDataDir, rangeSets, warn });
+    if (plan && rangeSets.length > 0) this.#usage.served(usageKey(config, plan), ipam);
+    return ipam;
   }
+
+  /** Keyed by the problem, which names the file: each odd file is reported once per window, not per request. */
+  #warnIpam(network: string, problem: string): void {
+    this.#throttle.warn(`ipam:${problem}`, { network }, problem);
+  }
+}
+
+/** The store and ranges a usage reading is for; a new subnet (or dataDir) is a new reading. */
+function usageKey(config: PluginConfig, plan: PodNetworkPlan): string {
+  return JSON.stringify([config.ipamDataDir, config.name, plan.rangeSets.map(formatRangeSet)]);
 }
 
 interface PodNetns extends Disposable { fd: number; nl: Rtnetlink }
