@@ -147,6 +147,8 @@ interface ColdRun {
   /** The event loop's worst delay from spawn to ready, ms: the agent's /metrics, else the probe's. */
   loopMaxMs: number;
   loopSource: 'metrics' | 'probe' | 'none';
+  /** What the agent process ran (its /proc cmdline): bin/weft falls back to the sources when a source file is newer than the bundle. */
+  ranBundle: boolean;
   /** At ready, from the probe: process.memoryUsage() and V8's heap spaces, MB; and /proc's split of RSS. */
   mem: { heapTotal: number; heapUsed: number; external: number; newSpace: number; oldSpace: number; codeSpace: number; rssAnon: number; rssFile: number };
   /** ms after spawn of the agent's own log lines (pino `time`), by message. */
@@ -253,6 +255,8 @@ async function coldStart(state: LabState, size: number, launcher: Launcher, roun
     const rssMb = procStatusMb(pid, 'VmRSS');
     const hwmMb = procStatusMb(pid, 'VmHWM');
     const cpuMs = cpuMsOf(pid);
+    const ranBundle = readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('weft.mjs');
+    if (launcher === 'weft' && !ranBundle) log(`  NOTE: bin/weft ran the sources, not the bundle (${staleBecause() ?? 'the bundle was stale at spawn'})`);
     const rssAnon = procStatusMb(pid, 'RssAnon');
     const rssFile = procStatusMb(pid, 'RssFile');
     const scraped = await scrapeLoopMax(ns);
@@ -295,7 +299,7 @@ async function coldStart(state: LabState, size: number, launcher: Launcher, roun
     }
     return {
       size, launcher, round, readyMs, routesMs: routes >= size && size > 0 ? lastRouteAt - t0 : NaN, routesInKernel, rssMb, hwmMb, rssSettledMb, cpuMs, cpuSettleMs,
-      loopMaxMs, loopSource: Number.isFinite(scraped) ? 'metrics' : probe ? 'probe' : 'none', mem, phases,
+      loopMaxMs, loopSource: Number.isFinite(scraped) ? 'metrics' : probe ? 'probe' : 'none', ranBundle, mem, phases,
       errors: status?.errors.map((e) => e.message) ?? [],
     };
   } finally {
@@ -550,6 +554,7 @@ async function main(): Promise<number> {
     '',
     coldTable(cold),
     '',
+    ...(cold.some((r) => r.launcher === 'weft' && !r.ranBundle) ? [`Note: in ${cold.filter((r) => r.launcher === 'weft' && !r.ranBundle).length} of the bin/weft runs a source file was newer than the bundle (others were editing the tree), so bin/weft ran the sources.`, ''] : []),
     'Against the figures before (BENCHMARKS.md of 2026-11-27: the etcd3 gRPC client, a TimeToLive call per lease, three listings at start; "bin/weft agent" is compared with the bundle as it was launched then):',
     '',
     beforeTable(cold),
