@@ -81,7 +81,7 @@ export function registerLab(program: Command): void {
     .description('ping between pods, nodes and gateways inside the lab (pod-outside: UDP, checking the source outside sees); exits 1 when any probe fails')
     .addOption(nameOption())
     .option('--kinds <kinds>', `probe kinds, comma-separated, or "all" (default: all with --store etcd, else ${DEFAULT_KINDS.join(',')}); all kinds: ${PROBE_KINDS.join(', ')}`, probeKinds)
-    .option('--json', 'print {"probes":[{from,to,kind,ok,rtt_ms}],"passed":N,"failed":M}; pod-outside probes add source_seen and expected_source')
+    .option('--json', 'print {"probes":[{from,to,kind,ok,rtt_ms}],"passed":N,"failed":M,"skipped":[{kind,reason}]}; pod-outside probes add source_seen and expected_source')
     .action(async (o: { name: string; kinds?: ProbeKind[]; json?: boolean }) => {
       const { labCheck, renderCheckMatrix } = await loadLab();
       const report = await labCheck(o.name, o.kinds === undefined ? {} : { kinds: o.kinds });
@@ -92,7 +92,7 @@ export function registerLab(program: Command): void {
 
   lab
     .command('exec')
-    .description('run a command inside a lab member: n1, n1-p2, router, outside, az-a, az-b, etcd')
+    .description('run a command inside a lab member: n1, n1-p2, router, outside, az-a, az-b, etcd; in a node, WEFT_STATUS_SOCKET, WEFT_LOCK_FILE and WEFT_SUBNET_FILE point at that node\'s agent, so `weft status` and `weft uninstall` need no flags')
     .usage('[--name <name>] <member> -- <command...>')
     .addOption(nameOption())
     .argument('<member>', 'n<i>, n<i>-p<k>, router, outside, az-<zone> or etcd')

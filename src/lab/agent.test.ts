@@ -3,7 +3,11 @@ import type { AgentStatus } from '../agent/status.ts';
 import assert from 'node:assert/strict';
 import { agentArgv, agentEnv, leaseOf, subnetGateway } from './agent.ts';
 import { etcdArgv, networkConfig } from './etcd.ts';
-import { nodeFiles } from './paths.ts';
+import { nodeExecEnv, nodeFiles } from './paths.ts';
+import { weftLauncher } from './launcher.ts';
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { calcTopology } from './topology.ts';
 
 const t = calcTopology({ name: 'x', nodes: 2, podsPerNode: 1, labDir: '/run/weft/lab/x', store: 'etcd' });
@@ -19,10 +23,43 @@ test('the agent gets flanneld flags pointing at the lab etcd and at its own node
     '--etcd-prefix', '/coreos.com/network',
     '--subnet-file', '/run/weft/lab/x/n2/subnet.env',
     '--status-socket', '/run/weft/lab/x/n2/agent.sock',
+    '--lock-file', '/run/weft/lab/x/n2/agent.lock',
     '--subnet-lease-ttl', '30s',
     '--subnet-lease-renew-margin', '10s',
     '--ip-masq',
   ]);
+});
+
+test('the agent runs from the bundle when it is built, else from the sources with a warning', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-launch-'));
+  try {
+    const sources = join(dir, 'src');
+    mkdirSync(sources);
+    writeFileSync(join(sources, 'a.ts'), '');
+    utimesSync(join(sources, 'a.ts'), 1000, 1000);
+    const paths = { bundle: join(dir, 'weft.mjs'), node: join(dir, 'node'), bin: '/w/bin/weft', sources };
+    const fallback = weftLauncher(paths);
+    assert.deepEqual(fallback.argv, ['/w/bin/weft']);
+    assert.match(fallback.warning ?? '', /weft\.mjs is not built \(npm run build:native\)/);
+    writeFileSync(paths.bundle, '');
+    writeFileSync(paths.node, '', { mode: 0o755 });
+    assert.deepEqual(weftLauncher(paths), { argv: [paths.node, paths.bundle] });
+    writeFileSync(join(sources, 'b.ts'), '');
+    utimesSync(paths.bundle, 2000, 2000);
+    utimesSync(join(sources, 'b.ts'), 3000, 3000);
+    assert.match(weftLauncher(paths).warning ?? '', /weft\.mjs is older than the sources/, 'a stale bundle is not run');
+    utimesSync(join(sources, 'b.ts'), 1500, 1500);
+    const files = nodeFiles('/run/weft/lab/x/n2');
+    assert.deepEqual(agentArgv({ weft: weftLauncher(paths).argv, etcd, api: 'v3', prefix: '/p', leaseTtl: '30s', files }).slice(0, 3), [paths.node, paths.bundle, 'agent']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lab exec points weft at the node\'s own agent socket, lock and subnet.env', () => {
+  assert.deepEqual(nodeExecEnv(nodeFiles('/run/weft/lab/x/n2')), {
+    WEFT_STATUS_SOCKET: '/run/weft/lab/x/n2/agent.sock', WEFT_LOCK_FILE: '/run/weft/lab/x/n2/agent.lock', WEFT_SUBNET_FILE: '/run/weft/lab/x/n2/subnet.env',
+  });
 });
 
 test("the agent's environment names its node", () => {

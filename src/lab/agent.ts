@@ -4,6 +4,7 @@
 // serves the node's CNI requests on @weft-cni (so it replaces the cni-server).
 import { fetchStatus, type AgentStatus } from '../agent/status.ts';
 import type { NodeFiles } from './paths.ts';
+import { weftLauncher } from './launcher.ts';
 import { exists } from './processes.ts';
 import type { NodeLease } from './state.ts';
 import type { EtcdApi } from './store-kinds.ts';
@@ -13,7 +14,10 @@ export const LEASE_RENEW_MARGIN = '10s';
 export const DEFAULT_LEASE_TTL = '30s';
 
 export interface AgentArgs {
-  weftBin: string;
+  /** The argv prefix that runs weft (weftLauncher().argv); takes precedence over weftBin. */
+  weft?: readonly string[];
+  /** A single executable that runs weft (bin/weft): the older form of `weft`. */
+  weftBin?: string;
   etcd: EtcdPlan;
   api: EtcdApi;
   prefix: string;
@@ -22,13 +26,15 @@ export interface AgentArgs {
 }
 
 export function agentArgv(a: AgentArgs): string[] {
+  const weft = a.weft ?? (a.weftBin === undefined ? weftLauncher().argv : [a.weftBin]);
   return [
-    a.weftBin, 'agent',
+    ...weft, 'agent',
     '--etcd-endpoints', a.etcd.clientUrl,
     '--etcd-api', a.api,
     '--etcd-prefix', a.prefix,
     '--subnet-file', a.files.subnetEnv,
     '--status-socket', a.files.agentSocket,
+    '--lock-file', a.files.agentLock,
     '--subnet-lease-ttl', a.leaseTtl,
     '--subnet-lease-renew-margin', LEASE_RENEW_MARGIN,
     '--ip-masq',

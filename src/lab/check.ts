@@ -3,7 +3,7 @@ import { WeftError } from '../errors.ts';
 import { mapLimit } from './concurrency.ts';
 import { probeOutside, startOutsideEcho, type OutsideEcho } from './outside-probe.ts';
 import { pingFrom, type PingOptions } from './ping.ts';
-import { defaultKinds, planProbes, probeView, type ProbeKind } from './probes.ts';
+import { defaultKinds, planProbes, probeView, skippedKinds, type ProbeKind, type SkippedKind } from './probes.ts';
 import { LAB_STATE_ROOT } from './paths.ts';
 import { loadLab } from './status.ts';
 
@@ -24,6 +24,8 @@ export interface CheckReport {
   probes: ProbeResult[];
   passed: number;
   failed: number;
+  /** Kinds that did not run, each with why (one node, no store, no pods, …). */
+  skipped: SkippedKind[];
 }
 
 export interface LabCheckOptions extends PingOptions {
@@ -39,7 +41,9 @@ export async function labCheck(name: string, o: LabCheckOptions = {}): Promise<C
   if (state.phase !== 'ready') {
     throw new WeftError('WEFT_LAB', `lab ${name} is not ready (its \`up\` ${state.phase === 'failed' ? `failed: ${state.error}` : 'did not finish'}); run \`weft lab down --name ${name}\` and \`weft lab up\` again`);
   }
-  const probes = planProbes(probeView(state), o.kinds ?? defaultKinds(state));
+  const view = probeView(state);
+  const probes = planProbes(view, o.kinds ?? defaultKinds(state));
+  const skipped = skippedKinds(view, state, o.kinds);
   const pingOptions = { ...(o.attempts === undefined ? {} : { attempts: o.attempts }), ...(o.waitSeconds === undefined ? {} : { waitSeconds: o.waitSeconds }) };
   let echo: OutsideEcho | undefined;
   try {
@@ -53,7 +57,7 @@ export async function labCheck(name: string, o: LabCheckOptions = {}): Promise<C
       return { from: p.from, to: p.to, kind: p.kind, ok: r.ok, rtt_ms: r.rttMs };
     });
     const passed = results.filter((r) => r.ok).length;
-    return { probes: results, passed, failed: results.length - passed };
+    return { probes: results, passed, failed: results.length - passed, skipped };
   } finally {
     await echo?.stop();
   }

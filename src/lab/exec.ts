@@ -2,7 +2,7 @@
 import { WeftError } from '../errors.ts';
 import { compareMemberNames, memberName, memberNs, parseLabNs, parseMemberName, validateLabName } from './names.ts';
 import { execInNetnsInteractive, listNetns } from './netns.ts';
-import { LAB_STATE_ROOT } from './paths.ts';
+import { LAB_STATE_ROOT, labDir, nodeExecEnv, nodeFiles } from './paths.ts';
 import { listLabs } from './status.ts';
 
 /** The namespace of member `target` (n1, n1-p2, router, outside, az-a) of lab `name`, which must exist. */
@@ -24,8 +24,18 @@ export async function resolveMemberNs(name: string, target: string, stateRoot: s
   return memberNs(name, member);
 }
 
+/**
+ * The environment for a command in `target`: in a node, WEFT_STATUS_SOCKET and friends point at
+ * that node's agent and files, so `weft status` there needs no --socket (as on a real node).
+ */
+export function memberEnv(name: string, target: string, stateRoot: string = LAB_STATE_ROOT, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const member = parseMemberName(target);
+  if (member?.kind !== 'node') return env;
+  return { ...env, ...nodeExecEnv(nodeFiles(`${labDir(name, stateRoot)}/${memberName(member)}`)) };
+}
+
 /** Runs argv in the member's namespace with our stdio; resolves to its exit code. */
 export async function labExec(name: string, target: string, argv: readonly string[], stateRoot?: string): Promise<number> {
   if (argv.length === 0) throw new WeftError('WEFT_LAB', 'no command given; usage: weft lab exec <member> -- <command…>');
-  return execInNetnsInteractive(await resolveMemberNs(name, target, stateRoot), argv);
+  return execInNetnsInteractive(await resolveMemberNs(name, target, stateRoot), argv, memberEnv(name, target, stateRoot));
 }

@@ -73,9 +73,9 @@ export async function execInNetnsOk(ns: string, argv: readonly string[], options
  * /sys/class/net shows the namespace's own interfaces. Resolves to the command's exit code
  * (128 + signal number when it was killed, as shells report it).
  */
-export function execInNetnsInteractive(ns: string, argv: readonly string[]): Promise<number> {
+export function execInNetnsInteractive(ns: string, argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: 'inherit' });
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: 'inherit', env });
     child.on('error', (e) => reject(new WeftError('WEFT_LAB', `cannot run ip netns exec: ${e.message}`, { cause: e })));
     child.on('close', (code, signal) => {
       if (code !== null) return resolve(code);

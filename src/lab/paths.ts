@@ -9,6 +9,10 @@ export const LAB_STATE_ROOT = '/run/weft/lab';
 /** The repository this module runs from (src/lab/ is two levels down). */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 export const WEFT_BIN = `${REPO_ROOT}/bin/weft`;
+/** The CLI bundled into one file (`npm run build:native`): what the lab's daemons run when it is built. */
+export const WEFT_BUNDLE = `${REPO_ROOT}/build/weft.mjs`;
+/** The project's pinned Node (the npm package `node`), as bin/weft finds it. */
+export const PROJECT_NODE = `${REPO_ROOT}/node_modules/node/bin/node`;
 export const WEFT_CNI_PLUGIN = `${REPO_ROOT}/build/weft-cni`;
 export const BRIDGE_PLUGIN = '/usr/lib/cni/bridge';
 
@@ -32,6 +36,8 @@ export interface NodeFiles {
   /** The node's `weft agent` (etcd store): its log and its status socket. */
   agentLog: string;
   agentSocket: string;
+  /** The agent's node lock: one per lab node (they share this machine's /run). */
+  agentLock: string;
   /** stderr of every CNI plugin call on this node, appended. */
   pluginLog: string;
 }
@@ -46,8 +52,14 @@ export function nodeFiles(nodeDir: string): NodeFiles {
     cniServerLog: `${nodeDir}/cni-server.log`,
     agentLog: `${nodeDir}/agent.log`,
     agentSocket: `${nodeDir}/agent.sock`,
+    agentLock: `${nodeDir}/agent.lock`,
     pluginLog: `${nodeDir}/cni-plugin.log`,
   };
+}
+
+/** What `weft lab exec` sets for a command in a node, so plain `weft status` (and uninstall) find that node's agent and files. */
+export function nodeExecEnv(files: NodeFiles): Record<string, string> {
+  return { WEFT_STATUS_SOCKET: files.agentSocket, WEFT_LOCK_FILE: files.agentLock, WEFT_SUBNET_FILE: files.subnetEnv };
 }
 
 export interface EtcdFiles {

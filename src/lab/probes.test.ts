@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CROSS_NODE_KINDS, DEFAULT_KINDS, PROBE_KINDS, SAME_NODE_KINDS, defaultKinds, isProbeKind, planProbes, probeView, type ProbeKind } from './probes.ts';
+import { CROSS_NODE_KINDS, DEFAULT_KINDS, PROBE_KINDS, SAME_NODE_KINDS, defaultKinds, isProbeKind, planProbes, probeView, skippedKinds, type ProbeKind } from './probes.ts';
 import type { LabState, PodState } from './state.ts';
 import { calcTopology } from './topology.ts';
 
@@ -78,4 +78,25 @@ test('store etcd: the pods’ gateway comes from their ADD result, else from the
   };
   const gateways = planProbes(probeView(s), ['pod-gateway']).map((p) => [p.from, p.to, p.address]);
   assert.deepEqual(gateways, [['n1-p1', 'n1:cni0', '10.16.40.1'], ['n2-p1', 'n2:cni0', '10.16.77.1']]);
+});
+
+test('a 1-node lab says which kinds it could not run and why, instead of passing with fewer probes', () => {
+  const one = labState(1, 2);
+  const etcd = { ...one, store: 'etcd' as const };
+  const skipped = skippedKinds(probeView(etcd), etcd, undefined);
+  assert.deepEqual(skipped.map((k) => k.kind), ['pod-pod-same-zone', 'pod-pod-other-zone', 'pod-remote-node', 'node-remote-pod']);
+  for (const k of skipped) assert.match(k.reason, /the lab has one node/);
+});
+
+test('a lab without a store leaves out the cross-node kinds by default and says so; --kinds given reports only what cannot run', () => {
+  const s = labState(2, 1);
+  const skipped = skippedKinds(probeView(s), s, undefined);
+  assert.deepEqual(skipped.map((k) => k.kind), ['pod-pod-same-node', ...CROSS_NODE_KINDS]);
+  assert.match(skipped[0]?.reason ?? '', /no node has two pods/);
+  assert.match(skipped[1]?.reason ?? '', /no agent \(lab up --store none\).*--kinds all/);
+  assert.deepEqual(skippedKinds(probeView(s), s, ['pod-node', 'pod-pod-same-zone']), [
+    { kind: 'pod-pod-same-zone', reason: 'no two nodes share a zone (lab up --nodes 3 or more, or --zones 1)' },
+  ]);
+  const empty = labState(2, 0);
+  assert.ok(skippedKinds(probeView(empty), empty, ['pod-node']).every((k) => /no pods/.test(k.reason)));
 });

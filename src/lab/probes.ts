@@ -105,3 +105,39 @@ export function defaultKinds(state: Pick<LabState, 'store'>): readonly ProbeKind
 export function planProbes(view: ProbeView, kinds: readonly ProbeKind[] = DEFAULT_KINDS): Probe[] {
   return kinds.flatMap((k) => PLANNERS[k](view));
 }
+
+/** A probe kind `lab check` did not run, and why: reported instead of passing silently with fewer probes. */
+export interface SkippedKind {
+  kind: ProbeKind;
+  reason: string;
+}
+
+const CROSS_NODE: ReadonlySet<ProbeKind> = new Set(['pod-pod-same-zone', 'pod-pod-other-zone', 'pod-remote-node', 'node-remote-pod']);
+
+/** Why a selected kind planned no probe in this lab. */
+function whyNoProbes(kind: ProbeKind, v: ProbeView): string {
+  const pods = v.nodes.reduce((n, node) => n + node.pods.length, 0);
+  if (pods === 0) return 'the lab has no pods (lab up --pods-per-node)'; // every kind probes from or to a pod
+  if (CROSS_NODE.has(kind) && v.nodes.length < 2) return 'the lab has one node (lab up --nodes 2 or more)';
+  if (kind === 'pod-pod-same-node') return 'no node has two pods (lab up --pods-per-node 2)';
+  if (kind === 'pod-pod-same-zone') return 'no two nodes share a zone (lab up --nodes 3 or more, or --zones 1)';
+  if (kind === 'pod-pod-other-zone') return 'all nodes are in one zone (lab up --zones 2 with 2 or more nodes)';
+  if (kind === 'pod-gateway') return "no pod's gateway is known";
+  return 'no probe of this kind fits the lab';
+}
+
+/**
+ * The kinds that will not run: those left out of the default selection (a lab without agents
+ * has nothing routing between nodes) and those selected that plan no probe in this lab.
+ */
+export function skippedKinds(v: ProbeView, state: Pick<LabState, 'store'>, requested: readonly ProbeKind[] | undefined): SkippedKind[] {
+  const selected = requested ?? defaultKinds(state);
+  return PROBE_KINDS.flatMap((kind): SkippedKind[] => {
+    if (!selected.includes(kind)) {
+      return requested === undefined
+        ? [{ kind, reason: 'not run by default: the nodes run no agent (lab up --store none), so nothing routes between them or masquerades; --kinds all runs it anyway' }]
+        : [];
+    }
+    return PLANNERS[kind](v).length === 0 ? [{ kind, reason: whyNoProbes(kind, v) }] : [];
+  });
+}

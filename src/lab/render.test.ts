@@ -11,6 +11,7 @@ test('the matrix has a row per source, a column per target, ✓ with rtt, ✗, �
     ],
     passed: 2,
     failed: 1,
+    skipped: [],
   });
   const lines = text.trimEnd().split('\n');
   assert.match(lines[0] ?? '', /^from \\ to\s+n1-p1\s+n1-p2$/);
@@ -22,7 +23,9 @@ test('the matrix has a row per source, a column per target, ✓ with rtt, ✗, �
 });
 
 test('a lab without pods says so', () => {
-  assert.match(renderCheckMatrix({ probes: [], passed: 0, failed: 0 }), /^no probes/);
+  const text = renderCheckMatrix({ probes: [], passed: 0, failed: 0, skipped: [{ kind: 'pod-node', reason: 'the lab has no pods (lab up --pods-per-node)' }] });
+  assert.match(text, /^no probes/);
+  assert.match(text, /^not run: pod-node: the lab has no pods/m);
 });
 
 test('a failed pod-outside probe says what the outside host saw', () => {
@@ -33,6 +36,7 @@ test('a failed pod-outside probe says what the outside host saw', () => {
     ],
     passed: 0,
     failed: 2,
+    skipped: [],
   });
   assert.match(text, /✗ n1-p1 → outside \(pod-outside\): outside saw source 10\.16\.4\.2, not the node's 172\.31\.1\.11 \(not masqueraded\)/);
   assert.match(text, /✗ n1-p2 → outside \(pod-outside\): nothing arrived at outside/);

@@ -21,7 +21,8 @@ export function renderCheckMatrix(report: CheckReport): string {
   const rows = [['from \\ to', ...tos], ...froms.map((f) => [f, ...tos.map((t) => cell.get(`${f}\0${t}`) ?? '·')])];
   const failures = report.probes.filter((p) => !p.ok).map((p) => `✗ ${p.from} → ${p.to} (${p.kind})${sourceNote(p)}`);
   const summary = `${report.probes.length} probes: ${report.passed} passed, ${report.failed} failed (rtt in ms)`;
-  return [report.probes.length === 0 ? 'no probes (the lab has no pods)' : table(rows), ...failures, summary].join('\n') + '\n';
+  const skipped = (report.skipped ?? []).map((k) => `not run: ${k.kind}: ${k.reason}`);
+  return [report.probes.length === 0 ? 'no probes' : table(rows), ...failures, summary, ...skipped].join('\n') + '\n';
 }
 
 function agentDetail(a: LabStatus['nodes'][number]['agent']): string {

@@ -5,6 +5,8 @@ import { access, mkdir } from 'node:fs/promises';
 import { errnoCode, WeftError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { writeFileAtomic } from './atomic-write.ts';
+import { weftLauncher } from './launcher.ts';
+import { requireRoot } from './root.ts';
 import { agentArgv, agentEnv, agentReady, agentStatus, DEFAULT_LEASE_TTL, leaseOf } from './agent.ts';
 import { calcConflist, CNI_KINDS, nodeSubnetEnv, type CniKind, type Conflist } from './cni-config.ts';
 import { writeSubnetEnv } from '../subnet/subnet-env.ts';
@@ -125,7 +127,10 @@ async function claim(r: Resolved, stateRoot: string): Promise<void> {
 export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
   const log = options.logger ?? silentLogger;
   const progress = options.onProgress ?? (() => {});
+  requireRoot('weft lab up', 'it creates network namespaces, veth pairs and bridges');
   const r = await resolve(options);
+  const weft = weftLauncher();
+  if (r.daemons && weft.warning !== undefined) progress(`warning: ${weft.warning}`);
   await claim(r, options.stateRoot ?? LAB_STATE_ROOT);
 
   const topology = calcTopology({ name: r.name, nodes: r.nodes, podsPerNode: r.podsPerNode, labDir: r.dir, zones: r.zones, store: r.store });
@@ -222,7 +227,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
     if (r.daemons) {
       await startDaemon({
         ns: node.ns,
-        argv: options.daemonCommand?.(node, files) ?? [WEFT_BIN, 'cni-server', '--ready-file', files.cniServerReady],
+        argv: options.daemonCommand?.(node, files) ?? [...weft.argv, 'cni-server', '--ready-file', files.cniServerReady],
         readyFile: files.cniServerReady,
         logFile: files.cniServerLog,
         timeoutMs: options.daemonReadyTimeoutMs,
@@ -242,7 +247,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
   async function startAgent(node: NodePlan, files: NodeFiles, plan: EtcdPlan): Promise<NodeLease> {
     const pid = await startDaemon({
       ns: node.ns,
-      argv: agentArgv({ weftBin: WEFT_BIN, etcd: plan, api: r.etcdApi, prefix: ETCD_PREFIX, leaseTtl: r.leaseTtl, files }),
+      argv: agentArgv({ weft: weft.argv, etcd: plan, api: r.etcdApi, prefix: ETCD_PREFIX, leaseTtl: r.leaseTtl, files }),
       env: agentEnv(node.name),
       isReady: () => agentReady(files),
       readyMeans: `write ${files.subnetEnv} and report ready on ${files.agentSocket}`,
