@@ -1,18 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dataplaneBackendConfig } from './backend-config.ts';
-import { parseNetworkConfig } from '../lease/network-config.ts';
+import { backendSection, checkBackendSection } from './backend-config.ts';
 
-const backend = (b: unknown) => parseNetworkConfig(JSON.stringify({ Network: '10.16.0.0/16', Backend: b })).backend;
+const backend = (b: Record<string, unknown> | undefined) => ({ raw: b ?? {} });
 
-test("flannel's Backend becomes the data plane's config; auto always routes directly where it can", () => {
-  assert.deepEqual(dataplaneBackendConfig(backend({ Type: 'vxlan', VNI: 4096, MTU: 9001, DirectRouting: true })),
-    { type: 'vxlan', vni: 4096, port: 8472, mtu: 9001, learning: false, directRouting: true });
-  assert.deepEqual(dataplaneBackendConfig(backend({ Type: 'host-gw' })), { type: 'host-gw' });
-  assert.equal((dataplaneBackendConfig(backend({ Type: 'auto', DirectRouting: false })) as { directRouting: boolean }).directRouting, true);
+test("flannel's Backend reaches the data plane raw and is validated by the backend it names", () => {
+  assert.deepEqual(backendSection(backend({ Type: 'vxlan', VNI: 4096 })), { Type: 'vxlan', VNI: 4096 });
+  assert.deepEqual(checkBackendSection(backend({ Type: 'vxlan', VNI: 4096, MTU: 9001, DirectRouting: true })).config,
+    { type: 'vxlan', settings: { vni: 4096, port: 8472, mtu: 9001, learning: false, directRouting: true } });
+  assert.deepEqual(checkBackendSection(backend(undefined)).config.type, 'vxlan');
 });
 
 test('what the data plane cannot do is refused with the field named', () => {
-  assert.throws(() => dataplaneBackendConfig(backend({ Type: 'vxlan', GBP: true })), /"Backend.GBP"/);
-  assert.throws(() => dataplaneBackendConfig(backend({ Type: 'vxlan', MTU: 100 })), /"Backend.MTU" 100 leaves less than/);
+  assert.throws(() => checkBackendSection(backend({ Type: 'vxlan', GBP: true })), /"Backend.GBP"/);
+  assert.throws(() => checkBackendSection(backend({ Type: 'vxlan', MTU: 100 })), /"Backend.MTU" 100 leaves less than/);
+  assert.throws(() => checkBackendSection(backend({ Type: 'udp' })), /"udp" \("Backend\.Type"\) is not supported by weft/);
 });

@@ -1,22 +1,22 @@
-// The network config's Backend (src/lease/network-config.ts, flannel's field meanings) as the
-// data plane takes it (src/dataplane). Kept apart so neither side knows the other.
+// A control plane's Backend section (etcd mode: the network config keeps it raw, with its
+// Type) as the data plane takes it: the raw object, which the backend registry
+// (src/dataplane/index.ts) parses and validates. Structural, so the agent needs no lease import.
+import { parseBackendConfig, type BackendConfig } from '../dataplane/index.ts';
 import { WeftError } from '../errors.ts';
-import type { BackendConfig as LeaseBackendConfig } from '../lease/network-config.ts';
-import type { BackendConfig } from '../dataplane/index.ts';
 
-export function dataplaneBackendConfig(b: LeaseBackendConfig): BackendConfig {
-  if (b.gbp) throw new WeftError('WEFT_INVALID_CONFIG', 'network config: "Backend.GBP" (VXLAN Group Based Policy) is not supported by weft');
-  if (b.type === 'host-gw') return { type: 'host-gw' };
-  if (b.mtu !== undefined && b.mtu - 50 < 68) {
-    throw new WeftError('WEFT_INVALID_CONFIG', `network config: "Backend.MTU" ${b.mtu} leaves less than IPv4's minimum of 68 after the 50 bytes of VXLAN overhead`);
-  }
-  return {
-    type: b.type,
-    vni: b.vni,
-    port: b.port,
-    // flannel's Backend.MTU is the underlay MTU to assume; the device gets 50 bytes less.
-    mtu: b.mtu,
-    learning: b.learning,
-    directRouting: b.type === 'auto' || b.directRouting,
-  };
+/** Any section that carries flannel's Backend object as written (src/lease's BackendSection fits). */
+export interface BackendSection {
+  readonly raw: Readonly<Record<string, unknown>>;
+}
+
+/** What createBackend(nl, node, section, deps) takes. */
+export function backendSection(b: BackendSection): Readonly<Record<string, unknown>> {
+  return b.raw;
+}
+
+/** Validates the section at config time (before any device exists); throws WEFT_INVALID_CONFIG naming the field. */
+export function checkBackendSection(b: BackendSection): { config: BackendConfig; warnings: string[] } {
+  const parsed = parseBackendConfig(b.raw);
+  if (!parsed.ok) throw new WeftError('WEFT_INVALID_CONFIG', parsed.error);
+  return parsed;
 }

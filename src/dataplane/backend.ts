@@ -3,16 +3,17 @@
 // agent hands it plain peers. Every method is a reconcile: it reads the kernel's actual
 // state, compares with the desired state, and changes only the difference, so calling it on
 // every event and on a timer is safe and a restart never flushes working state.
+import type { Logger } from '../log/logger.ts';
+import type { Rtnetlink } from '../netlink/index.ts';
+import type { ConfigOrError } from './config-fields.ts';
 
 /**
- * The configured data plane. "auto" is weft's own: a vxlan device (so every peer is reachable)
- * plus plain routes to the peers on the same underlay subnet (vxlan with DirectRouting always
- * on). It publishes BackendType "vxlan", so flanneld vxlan peers interoperate with it.
+ * A backend's name in flannel's "Backend.Type" (lower case): "vxlan", "host-gw", or weft's own
+ * "auto" (a vxlan device, so every peer is reachable, plus plain routes to the peers on the same
+ * underlay subnet: vxlan with DirectRouting always on; it publishes BackendType "vxlan", so
+ * flanneld vxlan peers interoperate with it). The registry in index.ts is the list.
  */
-export type BackendType = 'vxlan' | 'host-gw' | 'auto';
-
-/** What a lease says (flannel's BackendType); "auto" publishes "vxlan". */
-export type LeaseBackendType = 'vxlan' | 'host-gw';
+export type BackendType = string;
 
 /** This node, as the backend needs it. */
 export interface LocalNode {
@@ -25,18 +26,20 @@ export interface LocalNode {
   publicIp: string;
 }
 
-/** Another node's lease, reduced to what a data plane needs. */
+/**
+ * Another node, as any control plane hands it over (etcd leases, a node list, a mesh): mode
+ * neutral. The backend decides what it can do with it; nothing in it is trusted.
+ */
 export interface Peer {
-  /** The peer's pod subnet, e.g. "10.16.85.0/24". */
-  subnet: string;
-  /** Where its traffic goes: the peer's PublicIP. */
+  /** Stable identity for reports: a lease key, a node name, a mesh peer id. */
+  id: string;
+  /** The pod CIDRs routed to this peer (one in etcd mode; several for a mesh that hands out blocks). */
+  subnets: readonly string[];
   publicIp: string;
-  /** The backend the peer announced (flannel's BackendType). */
+  /** What the peer announced (flannel's BackendType). */
   backendType: string;
-  /** vxlan peers: the peer's VTEP MAC (BackendData.VtepMAC). */
-  vtepMac?: string;
-  /** vxlan peers: the peer's VNI (BackendData.VNI). */
-  vni?: number;
+  /** The peer's BackendData as announced, untrusted: each backend decodes and validates its own. */
+  backendData: unknown;
 }
 
 /**
@@ -49,22 +52,23 @@ export type PeerPath = 'direct' | 'vxlan' | 'unreachable' | 'ignored';
 export interface ReconcileReport {
   /** Kernel changes made by this pass (0 when everything was in place). */
   changes: number;
-  /** Every peer passed in, by subnet (as given). */
+  /** Every peer passed in, by peer id. */
   paths: Map<string, PeerPath>;
   /**
-   * Peers that could not be programmed, with why. `subnet` is the peer's subnet; for a stale
-   * entry that no peer owns any more, it names the entry instead ("route 10.1.2.0/24").
+   * What could not be programmed, with why. A peer's error has `peer` (its id) and `subnet` (the
+   * subnet concerned, else its first one). A stale entry that no peer owns any more has no
+   * `peer`, and `subnet` names the entry instead ("route 10.1.2.0/24", "neighbour 10.244.8.0").
    */
-  errors: { subnet: string; error: string }[];
-  /** Peers served anyway or skipped on purpose: another BackendType, another VNI, our own subnet. */
-  warnings: { subnet: string; warning: string }[];
+  errors: { peer?: string; subnet: string; error: string }[];
+  /** Peers skipped on purpose: another BackendType, our own subnet. Same naming as errors. */
+  warnings: { peer?: string; subnet: string; warning: string }[];
 }
 
 export interface PrepareResult {
-  /** The lease's BackendType. */
-  backendType: LeaseBackendType;
-  /** The lease's BackendData (vxlan: {VNI, VtepMAC}); undefined for host-gw. */
-  backendData: Record<string, unknown> | undefined;
+  /** The lease's BackendType ("auto" publishes "vxlan"). */
+  backendType: string;
+  /** The lease's BackendData, in the backend's own format (vxlan: {VNI, VtepMAC}); undefined for host-gw. */
+  backendData: unknown;
   /** The MTU pods get (FLANNEL_MTU). */
   mtu: number;
   /** Kernel changes made (0 when an existing device was adopted as it was). */
@@ -85,4 +89,25 @@ export interface Backend {
   reconcile(peers: readonly Peer[]): ReconcileReport;
   /** Removes everything the backend created (explicit uninstall only, never on restart). */
   teardown(): void;
+}
+
+/** What createBackend hands a backend besides its own config. */
+export interface BackendDeps {
+  /** The cluster Network (flannel's "Network"): no peer subnet outside it is ever routed. */
+  network: string;
+  log?: Logger;
+}
+
+/**
+ * One entry of the registry (index.ts): a backend's whole surface, kept in its own folder. It
+ * parses its part of flannel's "Backend" JSON (Type included, unknown keys as warnings, what it
+ * cannot do as an error), builds the Backend, and removes its devices without a running agent.
+ */
+export interface BackendModule<C> {
+  parseConfig(raw: Readonly<Record<string, unknown>>): ConfigOrError<C>;
+  create(nl: Rtnetlink, node: LocalNode, config: C, deps: BackendDeps): Backend;
+  /** Deletes every device this backend makes (any config) but those in keep, returning their names; routes are the caller's. */
+  removeDevices(nl: Rtnetlink, log: Logger, keep?: ReadonlySet<string>): string[];
+  /** The device names this config uses (kept by removeUnusedBackendDevices). */
+  devices(config: C): string[];
 }

@@ -8,6 +8,7 @@ import { NlWriter, parseMessages } from '../netlink/codec.ts';
 import { RTM_NEWROUTE } from '../netlink/constants.ts';
 import { decodeRoute } from '../netlink/route.ts';
 import type { Peer } from './backend.ts';
+import { decodeVxlanLeaseData } from './vxlan/lease-data.ts';
 import {
   canonicalSubnet, deviceAddress, diff, diffAddresses, directlyReachable, ownedFdb, ownedRoutes, planPeers, RTPROT_WEFT,
   type ActualState, type Operation, type PlanContext,
@@ -31,24 +32,36 @@ const UNDERLAY: Route[] = [
 
 function ctx(over: Partial<PlanContext> = {}): PlanContext {
   return {
-    mode: 'vxlan', directRouting: false, vni: 1, deviceIndex: FLANNEL, underlayIndex: ETH0, underlayName: 'eth0',
-    publicIp: '192.168.1.10', ownSubnet: '10.244.1.0/24', routes: UNDERLAY, ...over,
+    mode: 'vxlan', directRouting: false, network: NETWORK, vni: 1, deviceIndex: FLANNEL, decodeTunnel: decodeVxlanLeaseData,
+    underlayIndex: ETH0, underlayName: 'eth0', publicIp: '192.168.1.10', ownSubnet: '10.244.1.0/24', routes: UNDERLAY, ...over,
   };
 }
 
-const peerA: Peer = { subnet: '10.244.2.0/24', publicIp: '192.168.1.11', backendType: 'vxlan', vtepMac: MAC_A, vni: 1 };
-const peerB: Peer = { subnet: '10.244.3.0/24', publicIp: '172.16.0.5', backendType: 'vxlan', vtepMac: MAC_B, vni: 1 };
+const NETWORK = '10.244.0.0/16';
+
+/** A vxlan peer as a lease announces it; the id is what reports are keyed by. */
+function vx(id: string, subnet: string, publicIp: string, vtepMac: unknown, vni: unknown = 1): Peer {
+  return { id, subnets: [subnet], publicIp, backendType: 'vxlan', backendData: { VNI: vni, VtepMAC: vtepMac } };
+}
+const sub = (p: Peer): string => p.subnets[0] as string;
+const macOf = (p: Peer): string => (p.backendData as { VtepMAC: string }).VtepMAC;
+/** The same peer with another subnet (and id), or another VtepMAC. */
+const at = (p: Peer, subnet: string, id = `${p.id}@${subnet}`): Peer => ({ ...p, id, subnets: [subnet] });
+const withMac = (p: Peer, vtepMac: unknown, id = p.id): Peer => ({ ...p, id, backendData: { ...(p.backendData as object), VtepMAC: vtepMac } });
+
+const peerA = vx('subnets/10.244.2.0-24', '10.244.2.0/24', '192.168.1.11', MAC_A);
+const peerB = vx('subnets/10.244.3.0-24', '10.244.3.0/24', '172.16.0.5', MAC_B);
 
 const neigh = (ip: string, mac: string, state = 0x80): Neighbour => ({ index: FLANNEL, family: 4, ip, mac, state, flags: 0 });
 const fdb = (mac: string, dst: string): KernelFdb => ({ index: FLANNEL, mac, dst, state: 0x80, flags: 2 });
 
 /** The kernel state a vxlan peer needs, as the kernel reports it (protocol boot = made by flanneld). */
 function vxlanEntries(p: Peer, protocol = RTPROT_WEFT): ActualState {
-  const gw = p.subnet.replace(/\/\d+$/, '');
+  const gw = sub(p).replace(/\/\d+$/, '');
   return {
-    routes: [route({ dst: p.subnet, gateway: gw, oif: FLANNEL, onlink: true, protocol })],
-    neighbours: [neigh(gw, p.vtepMac!)],
-    fdb: [fdb(p.vtepMac!, p.publicIp)],
+    routes: [route({ dst: sub(p), gateway: gw, oif: FLANNEL, onlink: true, protocol })],
+    neighbours: [neigh(gw, macOf(p))],
+    fdb: [fdb(macOf(p), p.publicIp)],
   };
 }
 
@@ -91,60 +104,77 @@ describe('directlyReachable', () => {
 });
 
 describe('planPeers', () => {
-  test('vxlan peer: neighbour .0 -> VtepMAC, FDB VtepMAC -> PublicIP, route via .0 onlink on the device', () => {
-    const plan = planPeers([{ ...peerA, vtepMac: MAC_A.toUpperCase() }], ctx());
-    assert.deepEqual([...plan.desired.neighbours.values()], [{ index: FLANNEL, ip: '10.244.2.0', mac: MAC_A, peer: peerA.subnet }]);
-    assert.deepEqual([...plan.desired.fdb.values()], [{ index: FLANNEL, mac: MAC_A, dst: '192.168.1.11', peer: peerA.subnet }]);
-    assert.deepEqual([...plan.desired.routes.values()], [{ dst: '10.244.2.0/24', gateway: '10.244.2.0', oif: FLANNEL, onlink: true, peer: peerA.subnet }]);
-    assert.deepEqual([...plan.paths], [[peerA.subnet, 'vxlan']]);
+  test('vxlan peer: neighbour .0 -> VtepMAC, FDB VtepMAC -> PublicIP, route via .0 onlink on the device; paths by peer id', () => {
+    const plan = planPeers([withMac(peerA, MAC_A.toUpperCase())], ctx());
+    assert.deepEqual([...plan.desired.neighbours.values()], [{ index: FLANNEL, ip: '10.244.2.0', mac: MAC_A, peer: peerA.id }]);
+    assert.deepEqual([...plan.desired.fdb.values()], [{ index: FLANNEL, mac: MAC_A, dst: '192.168.1.11', peer: peerA.id }]);
+    assert.deepEqual([...plan.desired.routes.values()], [{ dst: '10.244.2.0/24', gateway: '10.244.2.0', oif: FLANNEL, onlink: true, peer: peerA.id }]);
+    assert.deepEqual([...plan.paths], [[peerA.id, 'vxlan']]);
     assert.deepEqual([plan.errors, plan.warnings], [[], []]);
+  });
+
+  test('a peer with several subnets: one neighbour and FDB entry, a route per subnet via its first subnet\'s address', () => {
+    const mesh: Peer = { ...peerA, id: 'node-7', subnets: ['10.244.8.0/26', '10.244.9.0/26'] };
+    const plan = planPeers([mesh], ctx());
+    assert.deepEqual([...plan.desired.neighbours.keys()], ['10.244.8.0']);
+    assert.deepEqual([...plan.desired.fdb.keys()], [MAC_A]);
+    assert.deepEqual([...plan.desired.routes.values()].map((r) => `${r.dst} via ${r.gateway}`), ['10.244.8.0/26 via 10.244.8.0', '10.244.9.0/26 via 10.244.8.0']);
+    const direct = planPeers([mesh], ctx({ directRouting: true }));
+    assert.deepEqual([...direct.desired.routes.values()].map((r) => `${r.dst} via ${r.gateway}`), ['10.244.8.0/26 via 192.168.1.11', '10.244.9.0/26 via 192.168.1.11']);
+    const bad = planPeers([{ ...mesh, subnets: ['10.244.8.0/26', '10.99.0.0/24'] }], ctx());
+    assert.equal(bad.desired.routes.size, 0, 'one bad subnet refuses the whole peer');
+    assert.deepEqual(bad.errors.map((e) => [e.peer, e.subnet]), [['node-7', '10.99.0.0/24']]);
   });
 
   test('DirectRouting: the same-subnet peer gets a plain route on the underlay, the routed one vxlan', () => {
     const plan = planPeers([peerA, peerB], ctx({ directRouting: true }));
-    assert.deepEqual(plan.desired.routes.get('10.244.2.0/24'), { dst: '10.244.2.0/24', gateway: '192.168.1.11', oif: ETH0, onlink: false, peer: peerA.subnet });
+    assert.deepEqual(plan.desired.routes.get('10.244.2.0/24'), { dst: '10.244.2.0/24', gateway: '192.168.1.11', oif: ETH0, onlink: false, peer: peerA.id });
     assert.deepEqual(plan.desired.routes.get('10.244.3.0/24')?.oif, FLANNEL);
     assert.deepEqual([...plan.desired.fdb.keys()], [MAC_B]);
-    assert.deepEqual(Object.fromEntries(plan.paths), { [peerA.subnet]: 'direct', [peerB.subnet]: 'vxlan' });
+    assert.deepEqual(Object.fromEntries(plan.paths), { [peerA.id]: 'direct', [peerB.id]: 'vxlan' });
   });
 
   test('DirectRouting needs no VtepMAC for a direct peer', () => {
-    const plan = planPeers([{ ...peerA, vtepMac: undefined }], ctx({ directRouting: true }));
-    assert.equal(plan.paths.get(peerA.subnet), 'direct');
+    const plan = planPeers([{ ...peerA, backendData: undefined }], ctx({ directRouting: true }));
+    assert.equal(plan.paths.get(peerA.id), 'direct');
     assert.deepEqual(plan.errors, []);
   });
 
   test('host-gw: a same-subnet peer gets a route via its PublicIP; a routed one is unreachable with a reason', () => {
-    const hg = (p: Peer): Peer => ({ ...p, backendType: 'host-gw', vtepMac: undefined });
+    const hg = (p: Peer): Peer => ({ ...p, backendType: 'host-gw', backendData: undefined });
     const plan = planPeers([hg(peerA), hg(peerB)], ctx({ mode: 'host-gw', deviceIndex: undefined }));
-    assert.deepEqual([...plan.desired.routes.values()], [{ dst: '10.244.2.0/24', gateway: '192.168.1.11', oif: ETH0, onlink: false, peer: peerA.subnet }]);
+    assert.deepEqual([...plan.desired.routes.values()], [{ dst: '10.244.2.0/24', gateway: '192.168.1.11', oif: ETH0, onlink: false, peer: peerA.id }]);
     assert.equal(plan.desired.neighbours.size + plan.desired.fdb.size, 0);
-    assert.deepEqual(Object.fromEntries(plan.paths), { [peerA.subnet]: 'direct', [peerB.subnet]: 'unreachable' });
+    assert.deepEqual(Object.fromEntries(plan.paths), { [peerA.id]: 'direct', [peerB.id]: 'unreachable' });
     assert.equal(plan.errors.length, 1);
-    assert.equal(plan.errors[0]?.subnet, peerB.subnet);
+    assert.deepEqual([plan.errors[0]?.peer, plan.errors[0]?.subnet], [peerB.id, sub(peerB)]);
     assert.match(plan.errors[0]!.error, /host-gw cannot reach 172\.16\.0\.5: it is not on a subnet directly connected to eth0/);
   });
 
   test('peers of another backend type are ignored with a warning, as flanneld does', () => {
     const plan = planPeers([{ ...peerA, backendType: 'host-gw' }], ctx());
-    assert.equal(plan.paths.get(peerA.subnet), 'ignored');
+    assert.equal(plan.paths.get(peerA.id), 'ignored');
     assert.equal(plan.desired.routes.size, 0);
     assert.match(plan.warnings[0]!.warning, /BackendType is "host-gw"/);
+    assert.equal(plan.warnings[0]?.peer, peerA.id);
     const hg = planPeers([peerA], ctx({ mode: 'host-gw', deviceIndex: undefined }));
-    assert.equal(hg.paths.get(peerA.subnet), 'ignored');
+    assert.equal(hg.paths.get(peerA.id), 'ignored');
   });
 
   test('broken leases are reported per peer and planned for nothing', () => {
     const plan = planPeers([
-      { ...peerA, vtepMac: undefined },
-      { ...peerB, vtepMac: 'not-a-mac' },
-      { ...peerA, subnet: '10.244.4.0/24', publicIp: '192.168.1.10' }, // our own PublicIP
-      { ...peerA, subnet: '10.244.5.1/24' }, // host bits
-      { ...peerA, subnet: 'fd00::/64' },
-      { ...peerA, subnet: '10.244.6.0/24', publicIp: 'nope' },
+      { ...peerA, backendData: undefined },
+      withMac(peerB, 'not-a-mac'),
+      { ...at(peerA, '10.244.4.0/24'), publicIp: '192.168.1.10' }, // our own PublicIP
+      at(peerA, '10.244.5.1/24'), // host bits
+      at(peerA, 'fd00::/64'),
+      { ...at(peerA, '10.244.6.0/24'), publicIp: 'nope' },
+      withMac(at(peerA, '10.244.7.0/24'), '01:00:5e:00:00:01'), // a multicast MAC
+      { ...at(peerA, '10.244.8.0/24'), subnets: [] },
+      { ...at(peerA, '10.244.9.0/24'), backendData: { VNI: 'one', VtepMAC: '0a:00:00:00:00:09' } },
     ], ctx());
     assert.equal(plan.desired.routes.size, 0);
-    assert.deepEqual([...plan.paths.values()], ['unreachable', 'unreachable', 'unreachable', 'unreachable', 'unreachable', 'unreachable']);
+    assert.deepEqual([...plan.paths.values()], Array(9).fill('unreachable'));
     const errors = plan.errors.map((e) => e.error);
     assert.match(errors[0]!, /no usable BackendData\.VtepMAC \(null\)/);
     assert.match(errors[1]!, /"not-a-mac"/);
@@ -152,35 +182,77 @@ describe('planPeers', () => {
     assert.match(errors[3]!, /host bits/);
     assert.match(errors[4]!, /not IPv4/);
     assert.match(errors[5]!, /PublicIP "nope" is not an IPv4 address/);
+    assert.match(errors[6]!, /no usable BackendData\.VtepMAC \("01:00:5e:00:00:01"\)/);
+    assert.match(errors[7]!, /no subnet/);
+    assert.match(errors[8]!, /BackendData\.VNI "one" is not a 24-bit number/);
   });
 
-  test('a duplicate subnet, a VtepMAC shared by two peers and our own subnet are not programmed twice', () => {
+  test('a duplicate subnet, a VtepMAC shared by two peers, a duplicate id and our own subnet are not programmed twice', () => {
     const plan = planPeers([
       peerA,
-      { ...peerB, subnet: peerA.subnet },
-      { ...peerB, vtepMac: MAC_A },
-      { ...peerB, subnet: '10.244.1.0/24', vtepMac: '0a:00:00:00:00:01' },
+      at(peerB, sub(peerA)),
+      withMac(peerB, MAC_A),
+      withMac(at(peerB, '10.244.1.0/24'), '0a:00:00:00:00:01'),
+      withMac(at(peerB, '10.244.20.0/24', peerA.id), '0a:00:00:00:00:02'),
     ], ctx({ routes: [...UNDERLAY, route({ dst: '10.244.1.0/24', oif: 9, protocol: 2 })] })); // with our cni0
     assert.deepEqual([...plan.desired.routes.keys()], ['10.244.2.0/24']);
-    assert.match(plan.errors[0]!.error, /already has subnet 10\.244\.2\.0\/24/);
-    assert.match(plan.errors[1]!.error, /VtepMAC 0a:00:00:00:00:0a is also announced by 10\.244\.2\.0\/24/);
-    assert.equal(plan.paths.get('10.244.1.0/24'), 'ignored');
+    assert.match(plan.errors[0]!.error, /another peer \(subnets\/10\.244\.2\.0-24\) already has subnet 10\.244\.2\.0\/24/);
+    assert.match(plan.errors[1]!.error, /VtepMAC 0a:00:00:00:00:0a is also announced by subnets\/10\.244\.2\.0-24/);
+    assert.equal(plan.paths.get('subnets/10.244.3.0-24@10.244.1.0/24'), 'ignored');
+    assert.match(plan.errors[2]!.error, /another peer has the same id "subnets\/10\.244\.2\.0-24"/);
+    assert.equal(plan.paths.get(peerA.id), 'vxlan', 'the first of two same ids keeps its path');
   });
 
-  test('a peer subnet that is the default route or overlaps a connected network is refused', () => {
+  test('a peer subnet outside the cluster Network is never routed (the default route, the underlay, etcd\'s address)', () => {
     const plan = planPeers([
-      { ...peerA, subnet: '0.0.0.0/0' },
-      { ...peerB, subnet: '192.168.0.0/16' },
-    ], ctx());
+      at(peerA, '0.0.0.0/0'),
+      at(peerB, '192.168.0.0/16'),
+      at(peerA, '172.16.0.0/24'),
+      at(peerA, '10.0.0.0/8'), // contains the Network
+    ], ctx({ directRouting: true }));
     assert.equal(plan.desired.routes.size, 0);
-    assert.match(plan.errors[0]!.error, /subnet 0\.0\.0\.0\/0 overlaps the default route/);
-    assert.match(plan.errors[1]!.error, /subnet 192\.168\.0\.0\/16 overlaps the connected network 192\.168\.1\.0\/24 on link #2/);
+    assert.equal(plan.desired.fdb.size + plan.desired.neighbours.size, 0);
+    for (const [i, dst] of ['0.0.0.0/0', '192.168.0.0/16', '172.16.0.0/24', '10.0.0.0/8'].entries()) {
+      assert.match(plan.errors[i]!.error, new RegExp(`subnet ${dst.replace(/\./g, '\\.')} is outside the cluster Network 10\\.244\\.0\\.0/16`));
+    }
   });
 
-  test('a peer on another VNI is programmed, with a warning', () => {
-    const plan = planPeers([{ ...peerA, vni: 4096 }], ctx());
-    assert.equal(plan.paths.get(peerA.subnet), 'vxlan');
-    assert.match(plan.warnings[0]!.warning, /VNI 4096 but this node uses VNI 1/);
+  test('without a Network every peer is refused, nothing is routed', () => {
+    const plan = planPeers([peerA, peerB], ctx({ network: undefined, directRouting: true }));
+    assert.equal(plan.desired.routes.size, 0);
+    assert.deepEqual([...plan.paths.values()], ['unreachable', 'unreachable']);
+    assert.match(plan.errors[0]!.error, /set up without a valid cluster Network: no peer is routed without one/);
+    assert.match(planPeers([peerA], ctx({ network: 'garbage' })).errors[0]!.error, /without a valid cluster Network \(/);
+  });
+
+  test('inside a Network that overlaps the underlay, a subnet overlapping a connected network is still refused', () => {
+    const plan = planPeers([at(peerB, '192.168.0.0/16')], ctx({ network: '192.168.0.0/15' }));
+    assert.equal(plan.desired.routes.size, 0);
+    assert.match(plan.errors[0]!.error, /subnet 192\.168\.0\.0\/16 overlaps the connected network 192\.168\.1\.0\/24 on link #2/);
+  });
+
+  test('unusable PublicIPs are refused: 0.0.0.0, loopback, multicast, broadcast, link-local, reserved, inside the Network', () => {
+    const ips = ['0.0.0.0', '127.0.0.1', '224.0.0.1', '255.255.255.255', '169.254.0.1', '240.0.0.1', '10.244.200.1'];
+    const plan = planPeers(ips.map((ip, i) => ({ ...at(peerB, `10.244.${30 + i}.0/24`), publicIp: ip, backendData: { VNI: 1, VtepMAC: `0a:00:00:00:01:0${i}` } })), ctx({ directRouting: true }));
+    assert.equal(plan.desired.routes.size + plan.desired.fdb.size, 0);
+    const why = plan.errors.map((e) => e.error.replace(/^the peer's PublicIP \S+ /, ''));
+    assert.match(why[0]!, /0\.0\.0\.0\/8/);
+    assert.match(why[1]!, /loopback/);
+    assert.match(why[2]!, /multicast/);
+    assert.match(why[3]!, /broadcast/);
+    assert.match(why[4]!, /link-local/);
+    assert.match(why[5]!, /reserved/);
+    assert.match(why[6]!, /inside the cluster Network 10\.244\.0\.0\/16/);
+  });
+
+  test('a peer on another VNI is unreachable, with both VNIs named, and gets no entries', () => {
+    const plan = planPeers([vx('x', '10.244.2.0/24', '192.168.1.11', MAC_A, 4096)], ctx());
+    assert.equal(plan.paths.get('x'), 'unreachable');
+    assert.equal(plan.desired.routes.size + plan.desired.neighbours.size + plan.desired.fdb.size, 0);
+    assert.match(plan.errors[0]!.error, /the peer announces VNI 4096 but this node uses VNI 1/);
+    assert.deepEqual(plan.warnings, []);
+    // A lease without a VNI gives no evidence of a mismatch.
+    assert.equal(planPeers([{ ...peerA, backendData: { VtepMAC: MAC_A } }], ctx()).paths.get(peerA.id), 'vxlan');
   });
 });
 
@@ -258,7 +330,7 @@ describe('diff', () => {
   });
 
   test('a peer whose VtepMAC changed: neighbour replaced, old FDB entry deleted, new one added, route kept', () => {
-    const moved = { ...peerA, vtepMac: '0a:00:00:00:00:99' };
+    const moved = withMac(peerA, '0a:00:00:00:00:99');
     assert.deepEqual(plannedDiff([moved], vxlanEntries(peerA)), [
       'neigh replace 10.244.2.0 0a:00:00:00:00:99',
       `fdb delete ${MAC_A} 192.168.1.11`,
@@ -271,9 +343,9 @@ describe('diff', () => {
   });
 
   test('a host-gw peer whose PublicIP changed: one route replace', () => {
-    const hg = { ...peerA, backendType: 'host-gw' };
+    const hg: Peer = { ...peerA, backendType: 'host-gw' };
     const c = ctx({ mode: 'host-gw', deviceIndex: undefined });
-    const actual = { ...empty, routes: [route({ dst: peerA.subnet, gateway: '192.168.1.11', oif: ETH0 })] };
+    const actual = { ...empty, routes: [route({ dst: sub(peerA), gateway: '192.168.1.11', oif: ETH0 })] };
     assert.deepEqual(plannedDiff([hg], actual, c), []);
     assert.deepEqual(plannedDiff([{ ...hg, publicIp: '192.168.1.12' }], actual, c), [`route replace 10.244.2.0/24 via 192.168.1.12 dev ${ETH0}`]);
     assert.deepEqual(plannedDiff([], actual, c), [`route delete 10.244.2.0/24 via 192.168.1.11 dev ${ETH0}`]);
@@ -295,7 +367,7 @@ describe('diff', () => {
 
   test('extra routes for a peer subnet (another metric) go; a MAC with several destinations keeps the right one', () => {
     const actual = merge(vxlanEntries(peerA), {
-      routes: [route({ dst: peerA.subnet, gateway: '10.244.2.0', oif: FLANNEL, onlink: true, priority: 100 })],
+      routes: [route({ dst: sub(peerA), gateway: '10.244.2.0', oif: FLANNEL, onlink: true, priority: 100 })],
       neighbours: [],
       fdb: [fdb(MAC_A, '192.168.1.99')],
     });
@@ -309,9 +381,30 @@ describe('diff', () => {
     assert.deepEqual(summary(ops), [`fdb delete ${MAC_A} 192.168.1.99`, `fdb replace ${MAC_A} 192.168.1.11`]);
   });
 
+  test('a peer refused now (out of the Network, another VNI) loses the entries an earlier version programmed', () => {
+    const rogue = vx('rogue', '172.16.0.0/24', '192.168.1.11', MAC_A);
+    const stale = merge(vxlanEntries(rogue), {
+      routes: [route({ dst: '192.168.7.0/24', gateway: '192.168.1.13', oif: ETH0 })], // a direct route outside the Network
+      neighbours: [],
+      fdb: [],
+    });
+    const c = ctx({ directRouting: true });
+    const routesOf = (ops: string[]): string[] => ops.filter((o) => o.startsWith('route'));
+    assert.deepEqual(routesOf(plannedDiff([rogue, vx('r2', '192.168.7.0/24', '192.168.1.13', MAC_B)], stale, c)), [
+      `route delete 172.16.0.0/24 via 172.16.0.0 dev ${FLANNEL} onlink`,
+      `route delete 192.168.7.0/24 via 192.168.1.13 dev ${ETH0}`,
+    ]);
+    const otherVni = vx('v', sub(peerB), peerB.publicIp, MAC_B, 4096);
+    assert.deepEqual(plannedDiff([otherVni], vxlanEntries(peerB)), [
+      `route delete 10.244.3.0/24 via 10.244.3.0 dev ${FLANNEL} onlink`,
+      'neigh delete 10.244.3.0',
+      `fdb delete ${MAC_B} 172.16.0.5`,
+    ]);
+  });
+
   test('an owned route that differs (e.g. lost onlink) is replaced in place', () => {
     const actual = vxlanEntries(peerA);
-    actual.routes = [route({ dst: peerA.subnet, gateway: '10.244.2.0', oif: FLANNEL, onlink: false })];
+    actual.routes = [route({ dst: sub(peerA), gateway: '10.244.2.0', oif: FLANNEL, onlink: false })];
     assert.deepEqual(plannedDiff([peerA], actual), [`route replace 10.244.2.0/24 via 10.244.2.0 dev ${FLANNEL} onlink`]);
   });
 });
@@ -357,9 +450,8 @@ test('from any start, applying one diff reaches the desired state, and a second 
     const macs = ['0a:00:00:00:00:01', '0a:00:00:00:00:02', '0a:00:00:00:00:03', '0a:00:00:00:00:04', '0a:00:00:00:00:05', '0a:00:00:00:00:06'];
     const ips = ['192.168.1.11', '192.168.1.12', '172.16.0.5', '172.16.0.6'];
     const subnetsOf = (n: number): string[] => Array.from({ length: n }, (_, i) => `10.244.${10 + i}.0/24`);
-    const randomPeers = (): Peer[] => subnetsOf(6).filter(() => rand() < 0.6).map((subnet, i) => ({
-      subnet, publicIp: pick(ips), backendType: 'vxlan', vtepMac: macs[(i + Math.floor(rand() * 2)) % macs.length], vni: 1,
-    }));
+    const randomPeers = (): Peer[] => subnetsOf(6).filter(() => rand() < 0.6).map((subnet, i) =>
+      vx(subnet, subnet, pick(ips), macs[(i + Math.floor(rand() * 2)) % macs.length]));
     const c = ctx({ directRouting: rand() < 0.5 });
     // Start from the desired state of other peers, then disturb it.
     const before = planPeers(randomPeers(), c).desired;

@@ -18,6 +18,7 @@
 import type { Neighbour, FdbEntry as KernelFdbEntry, Route } from '../netlink/index.ts';
 import { WeftError } from '../errors.ts';
 import { cidrContains, cidrContainsCidr, cidrsOverlap, formatCidr, formatIp, networkAddress, parseCidr, parseIp, tryParseIp, type Cidr } from '../net/cidr.ts';
+import { unusablePublicIp } from '../net/public-ip.ts';
 import type { PeerPath, Peer, ReconcileReport } from './backend.ts';
 
 /** rtm_protocol of the routes weft installs: 0x57 ("W"); unused in iproute2's rt_protos. */
@@ -49,19 +50,35 @@ export interface FdbEntry {
   dst: string;
 }
 
-/** What one peer needs; `peer` is its subnet, for error reports. */
+/** What the peers need; `peer` is the id of the peer an entry serves, for error reports. */
 export interface DesiredState {
   routes: Map<string, RouteEntry & { peer: string }>;
   neighbours: Map<string, NeighEntry & { peer: string }>;
   fdb: Map<string, FdbEntry & { peer: string }>;
 }
 
+/** What the tunnel path needs from a peer, decoded from its BackendData by the backend that owns the format. */
+export interface TunnelData {
+  /** The peer's tunnel endpoint MAC (vxlan: VtepMAC), lower case. */
+  mac: string;
+  /** The peer's VNI, when it announces one. */
+  vni: number | undefined;
+}
+
 export interface PlanContext {
   mode: 'vxlan' | 'host-gw';
   /** vxlan mode: serve peers on the underlay's own subnet with plain routes. */
   directRouting: boolean;
-  /** vxlan mode: our VNI, to warn about peers announcing another. */
+  /**
+   * The cluster Network (flannel's "Network"). No peer subnet outside it is ever routed: a
+   * lease is untrusted, and a route for the underlay or etcd's address would cut the node off.
+   * Without it every peer is refused.
+   */
+  network: string | undefined;
+  /** vxlan mode: our VNI; a peer announcing another is refused. */
   vni?: number;
+  /** vxlan mode: decodes a peer's BackendData (the vxlan backend's format), or says why it cannot. */
+  decodeTunnel?: (backendData: unknown) => TunnelData | string;
   /** vxlan mode: ifindex of flannel.<VNI>. */
   deviceIndex?: number;
   underlayIndex: number;
@@ -146,7 +163,42 @@ function connectedOverlap(routes: readonly Route[], net: Cidr, deviceIndex: numb
   return undefined;
 }
 
-/** The desired kernel state for peers, with each peer's path and what could not be planned. */
+/** A peer's subnets, validated and canonical, or why one of them cannot be routed (with that subnet). */
+function peerSubnets(peer: Peer, network: Cidr, ctx: PlanContext): { dst: string; net: Cidr }[] | { error: string; subnet: string } | 'own' {
+  if (peer.subnets.length === 0) return { error: 'the peer has no subnet', subnet: '' };
+  const out: { dst: string; net: Cidr }[] = [];
+  for (const text of peer.subnets) {
+    const net = parseNetwork(text);
+    if (typeof net === 'string') return { error: net, subnet: text };
+    const dst = formatCidr(net);
+    if (ctx.ownSubnet !== undefined && dst === ctx.ownSubnet) {
+      if (peer.subnets.length === 1) return 'own';
+      return { error: `the peer claims our own lease subnet ${dst} among its subnets`, subnet: dst };
+    }
+    if (!cidrContainsCidr(network, net)) {
+      return { error: `subnet ${dst} is outside the cluster Network ${formatCidr(network)}: routing it could send this node's own traffic (underlay, etcd) into the overlay`, subnet: dst };
+    }
+    const clash = net.prefix === 0 ? 'the default route' : connectedOverlap(ctx.routes, net, ctx.deviceIndex);
+    if (clash) return { error: `subnet ${dst} overlaps ${clash}: a route to it would break this node's own networking`, subnet: dst };
+    if (out.some((o) => cidrsOverlap(o.net, net))) return { error: `the peer lists overlapping subnets (${dst})`, subnet: dst };
+    out.push({ dst, net });
+  }
+  return out;
+}
+
+/** Why the peer's PublicIP cannot be sent to, or its canonical form. */
+function peerAddress(peer: Peer, network: Cidr, ctx: PlanContext): { ip: string } | { error: string } {
+  const publicIp = tryParseIp(peer.publicIp);
+  if (!publicIp || publicIp.family !== 4) return { error: `the peer's PublicIP ${JSON.stringify(peer.publicIp)} is not an IPv4 address` };
+  const ip = formatIp(publicIp);
+  const why = unusablePublicIp(publicIp);
+  if (why) return { error: `the peer's PublicIP ${ip} ${why}: no node can be reached there` };
+  if (cidrContains(network, publicIp)) return { error: `the peer's PublicIP ${ip} lies inside the cluster Network ${formatCidr(network)}: traffic to it would loop into the overlay` };
+  if (ip === ctx.publicIp) return { error: `the peer announces our own PublicIP ${ctx.publicIp}: two nodes cannot share one public IP (set --public-ip on one of them)` };
+  return { ip };
+}
+
+/** The desired kernel state for peers, with each peer's path (by id) and what could not be planned. */
 export function planPeers(peers: readonly Peer[], ctx: PlanContext): Plan {
   const plan: Plan = {
     desired: { routes: new Map(), neighbours: new Map(), fdb: new Map() },
@@ -155,47 +207,51 @@ export function planPeers(peers: readonly Peer[], ctx: PlanContext): Plan {
     warnings: [],
   };
   const serves = SERVES[ctx.mode];
+  const network = ctx.network === undefined ? undefined : parseNetwork(ctx.network);
   const fdbOwner = new Map<string, string>();
+  /** Subnets some peer already claimed (programmed or not): a second claimant is refused. */
+  const claimed = new Map<string, string>();
   for (const peer of peers) {
-    const fail = (error: string): void => {
-      plan.errors.push({ subnet: peer.subnet, error });
-      plan.paths.set(peer.subnet, 'unreachable');
+    const first = peer.subnets[0] ?? '';
+    if (plan.paths.has(peer.id)) {
+      plan.errors.push({ peer: peer.id, subnet: first, error: `another peer has the same id ${JSON.stringify(peer.id)}; this duplicate is skipped` });
+      continue;
+    }
+    const fail = (error: string, subnet = first): void => {
+      plan.errors.push({ peer: peer.id, subnet, error });
+      plan.paths.set(peer.id, 'unreachable');
     };
-    const net = parseNetwork(peer.subnet);
-    if (typeof net === 'string') {
-      fail(net);
+    if (typeof network !== 'object') {
+      fail(`this backend was set up without a valid cluster Network${typeof network === 'string' ? ` (${network})` : ''}: no peer is routed without one`);
       continue;
     }
-    const dst = `${formatIp(networkAddress(net))}/${net.prefix}`;
-    if (ctx.ownSubnet !== undefined && dst === ctx.ownSubnet) {
-      plan.warnings.push({ subnet: peer.subnet, warning: 'ignored: this is our own lease subnet' });
-      plan.paths.set(peer.subnet, 'ignored');
+    const subnets = peerSubnets(peer, network, ctx);
+    if (subnets === 'own') {
+      plan.warnings.push({ peer: peer.id, subnet: first, warning: 'ignored: this is our own lease subnet' });
+      plan.paths.set(peer.id, 'ignored');
       continue;
     }
-    const clash = net.prefix === 0 ? 'the default route' : connectedOverlap(ctx.routes, net, ctx.deviceIndex);
-    if (clash) {
-      fail(`subnet ${dst} overlaps ${clash}: a route to it would break this node's own networking`);
+    if (!Array.isArray(subnets)) {
+      fail(subnets.error, subnets.subnet);
       continue;
     }
-    if (plan.paths.has(peer.subnet) || plan.desired.routes.has(dst)) {
-      fail(`another peer already has subnet ${dst}; this duplicate is skipped`);
+    const taken = subnets.find((s) => claimed.has(s.dst));
+    if (taken) {
+      fail(`another peer (${claimed.get(taken.dst)}) already has subnet ${taken.dst}; this duplicate is skipped`, taken.dst);
       continue;
     }
+    for (const s of subnets) claimed.set(s.dst, peer.id);
     if (peer.backendType !== serves) {
-      plan.warnings.push({ subnet: peer.subnet, warning: `ignored: the peer's BackendType is "${peer.backendType}", this node serves "${serves}" peers only` });
-      plan.paths.set(peer.subnet, 'ignored');
+      plan.warnings.push({ peer: peer.id, subnet: first, warning: `ignored: the peer's BackendType is "${peer.backendType}", this node serves "${serves}" peers only` });
+      plan.paths.set(peer.id, 'ignored');
       continue;
     }
-    const publicIp = tryParseIp(peer.publicIp);
-    if (!publicIp || publicIp.family !== 4) {
-      fail(`the peer's PublicIP ${JSON.stringify(peer.publicIp)} is not an IPv4 address`);
+    const address = peerAddress(peer, network, ctx);
+    if ('error' in address) {
+      fail(address.error);
       continue;
     }
-    const peerIp = formatIp(publicIp);
-    if (peerIp === ctx.publicIp) {
-      fail(`the peer announces our own PublicIP ${ctx.publicIp}: two nodes cannot share one public IP (set --public-ip on one of them)`);
-      continue;
-    }
+    const peerIp = address.ip;
     const direct = directlyReachable(ctx.routes, ctx.underlayIndex, peerIp);
     if (ctx.mode === 'host-gw' || (ctx.directRouting && direct)) {
       if (!direct) {
@@ -203,30 +259,36 @@ export function planPeers(peers: readonly Peer[], ctx: PlanContext): Plan {
         fail(`host-gw cannot reach ${peerIp}: it is not on a subnet directly connected to ${via}, and host-gw needs every node on one L2 segment (use the vxlan or auto backend)`);
         continue;
       }
-      plan.desired.routes.set(dst, { dst, gateway: peerIp, oif: ctx.underlayIndex, onlink: false, peer: peer.subnet });
-      plan.paths.set(peer.subnet, 'direct');
+      for (const { dst } of subnets) plan.desired.routes.set(dst, { dst, gateway: peerIp, oif: ctx.underlayIndex, onlink: false, peer: peer.id });
+      plan.paths.set(peer.id, 'direct');
       continue;
     }
-    const mac = normalizeMac(peer.vtepMac);
-    if (!mac || mac === ZERO_MAC) {
-      fail(`the peer's lease has no usable BackendData.VtepMAC (${JSON.stringify(peer.vtepMac ?? null)})`);
+    if (ctx.deviceIndex === undefined || !ctx.decodeTunnel) throw new WeftError('WEFT_INTERNAL', 'planPeers: vxlan mode needs deviceIndex and decodeTunnel');
+    const tunnel = ctx.decodeTunnel(peer.backendData);
+    if (typeof tunnel === 'string') {
+      fail(tunnel);
       continue;
     }
-    const other = fdbOwner.get(mac);
+    if (tunnel.vni !== undefined && ctx.vni !== undefined && tunnel.vni !== ctx.vni) {
+      fail(`the peer announces VNI ${tunnel.vni} but this node uses VNI ${ctx.vni}: its traffic would be dropped, so it is not programmed until both agree (the config's Backend.VNI)`);
+      continue;
+    }
+    const other = fdbOwner.get(tunnel.mac);
     if (other !== undefined) {
-      fail(`VtepMAC ${mac} is also announced by ${other}; one MAC can lead to one node only`);
+      fail(`VtepMAC ${tunnel.mac} is also announced by ${other}; one MAC can lead to one node only`);
       continue;
     }
-    if (ctx.deviceIndex === undefined) throw new WeftError('WEFT_INTERNAL', 'planPeers: vxlan mode needs deviceIndex');
-    if (peer.vni !== undefined && ctx.vni !== undefined && peer.vni !== ctx.vni) {
-      plan.warnings.push({ subnet: peer.subnet, warning: `the peer announces VNI ${peer.vni} but this node uses VNI ${ctx.vni}: its traffic will be dropped until both agree` });
-    }
-    fdbOwner.set(mac, peer.subnet);
-    const gateway = formatIp(networkAddress(net));
-    plan.desired.neighbours.set(gateway, { index: ctx.deviceIndex, ip: gateway, mac, peer: peer.subnet });
-    plan.desired.fdb.set(mac, { index: ctx.deviceIndex, mac, dst: peerIp, peer: peer.subnet });
-    plan.desired.routes.set(dst, { dst, gateway, oif: ctx.deviceIndex, onlink: true, peer: peer.subnet });
-    plan.paths.set(peer.subnet, 'vxlan');
+    fdbOwner.set(tunnel.mac, peer.id);
+    // One neighbour and one FDB entry per peer; every subnet of the peer is routed via the
+    // network address of its FIRST subnet. That address is flanneld's choice for its only
+    // subnet (so a flanneld peer sees exactly flanneld's entries), and the peer holds it on its
+    // device; the neighbour only gives the inner frame the peer's MAC, and the peer routes by
+    // the inner destination, so one gateway serves all its subnets.
+    const gateway = formatIp(networkAddress((subnets[0] as { net: Cidr }).net));
+    plan.desired.neighbours.set(gateway, { index: ctx.deviceIndex, ip: gateway, mac: tunnel.mac, peer: peer.id });
+    plan.desired.fdb.set(tunnel.mac, { index: ctx.deviceIndex, mac: tunnel.mac, dst: peerIp, peer: peer.id });
+    for (const { dst } of subnets) plan.desired.routes.set(dst, { dst, gateway, oif: ctx.deviceIndex, onlink: true, peer: peer.id });
+    plan.paths.set(peer.id, 'vxlan');
   }
   return plan;
 }
@@ -270,7 +332,7 @@ export function ownedFdb(entries: readonly KernelFdbEntry[], deviceIndex: number
     && (f.state & NUD_PERMANENT) !== 0 && f.mac !== ZERO_MAC);
 }
 
-/** One kernel change. `peer` names whom it serves (a subnet), or the stale entry itself. */
+/** One kernel change. `peer` names whom it serves (a peer id), or the stale entry itself ("route 10.1.2.0/24"). */
 export type Operation =
   | { kind: 'route'; action: 'replace'; route: RouteEntry; peer: string }
   | { kind: 'route'; action: 'delete'; route: Route; peer: string }

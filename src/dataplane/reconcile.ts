@@ -4,7 +4,7 @@
 // dumps and no change.
 import { fdbRequest, neighbourRequest, routeRequest, type NetlinkRequest, type Rtnetlink } from '../netlink/index.ts';
 import type { LocalNode, Peer, ReconcileReport } from './backend.ts';
-import { diff, ownedFdb, ownedRoutes, planPeers, RTPROT_WEFT, type Operation } from './plan.ts';
+import { diff, ownedFdb, ownedRoutes, planPeers, RTPROT_WEFT, type Operation, type TunnelData } from './plan.ts';
 
 export interface PeerReconcileOptions {
   mode: 'vxlan' | 'host-gw';
@@ -15,8 +15,10 @@ export interface PeerReconcileOptions {
   vni?: number;
   /** This node's lease subnet, once attached. */
   ownSubnet?: string;
-  /** The cluster Network, to adopt flanneld's protocol-boot routes on the underlay. */
-  network?: string;
+  /** The cluster Network: no peer subnet outside it is routed (none at all without it); flanneld's protocol-boot routes inside it on the underlay are adopted. */
+  network: string | undefined;
+  /** vxlan mode: the backend's decoder of a peer's BackendData. */
+  decodeTunnel?: (backendData: unknown) => TunnelData | string;
 }
 
 export function operationRequest(op: Operation): NetlinkRequest {
@@ -39,7 +41,9 @@ export function reconcilePeers(nl: Rtnetlink, peers: readonly Peer[], o: PeerRec
   const plan = planPeers(peers, {
     mode: o.mode,
     directRouting: o.directRouting,
+    network: o.network,
     vni: o.vni,
+    ...(o.decodeTunnel ? { decodeTunnel: o.decodeTunnel } : {}),
     deviceIndex: o.deviceIndex,
     underlayIndex: o.node.underlayIndex,
     underlayName: o.node.underlayInterface,
@@ -62,14 +66,20 @@ export function reconcilePeers(nl: Rtnetlink, peers: readonly Peer[], o: PeerRec
   const report: ReconcileReport = { changes: 0, paths: plan.paths, errors: plan.errors, warnings: plan.warnings };
   if (ops.length === 0) return report;
   const results = nl.batchSettled(ops.map(operationRequest));
+  const firstSubnet = new Map(peers.map((p) => [p.id, p.subnets[0] ?? '']));
   results.forEach((error, i) => {
     const op = ops[i] as Operation;
     if (!error) {
       report.changes++;
       return;
     }
-    report.errors.push({ subnet: op.peer, error: error.message });
-    if (report.paths.has(op.peer)) report.paths.set(op.peer, 'unreachable');
+    if (report.paths.has(op.peer)) {
+      const subnet = op.kind === 'route' ? op.route.dst : (firstSubnet.get(op.peer) ?? '');
+      report.errors.push({ peer: op.peer, subnet, error: error.message });
+      report.paths.set(op.peer, 'unreachable');
+    } else {
+      report.errors.push({ subnet: op.peer, error: error.message });
+    }
   });
   return report;
 }

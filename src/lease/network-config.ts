@@ -6,9 +6,10 @@
 //   - defaults: EnableIPv4 true; SubnetLen 24 (or prefix+2 for networks smaller than /22);
 //     SubnetMin = the second subnet (the first is skipped), SubnetMax = the last one;
 //   - the same checks and limits (/28, /30, four subnets; /124, /126 for IPv6).
-// The result is frozen and normalised: CIDRs as values, the backend's type lower-cased and its
-// defaults filled in. Weft additionally rejects SubnetMin above SubnetMax and a backend other
-// than vxlan, host-gw and auto.
+// The result is frozen and normalised: CIDRs as values, the backend's type lower-cased. Weft
+// additionally rejects SubnetMin above SubnetMax. The Backend object is kept raw: its fields
+// belong to the backend it names, which parses and validates them (src/dataplane's registry);
+// this layer knows nothing of VNIs or ports.
 import { WeftError } from '../errors.ts';
 import {
   cidrContains, cidrSize, familyBits, formatCidr, formatIp, maskToNetwork, parseAddressWithPrefix, parseIp,
@@ -16,21 +17,12 @@ import {
 } from '../net/cidr.ts';
 import type { LeaseStore } from './store.ts';
 
-/** "auto" is weft's own: a direct route to peers on the same underlay subnet, vxlan to the rest. */
-export type BackendKind = 'vxlan' | 'host-gw' | 'auto';
-
-export interface BackendConfig {
-  readonly type: BackendKind;
-  /** VXLAN network identifier (default 1). */
-  readonly vni: number;
-  /** VXLAN UDP port; flannel's 0 ("kernel default") is normalised to 8472. */
-  readonly port: number;
-  /** flannel's Backend.MTU: the underlay MTU to assume (the device gets 50 bytes less for vxlan); undefined = the external interface's. */
-  readonly mtu: number | undefined;
-  readonly gbp: boolean;
-  readonly learning: boolean;
-  /** vxlan: route directly to peers on the same underlay subnet (what "auto" always does). */
-  readonly directRouting: boolean;
+/** flannel's "Backend" object: its Type, and the rest for the backend to read. */
+export interface BackendSection {
+  /** Backend.Type lower-cased; "vxlan" when Backend or its Type is absent (flannel's default, udp, is not weft's). */
+  readonly type: string;
+  /** The object as written, Type included; {} when Backend is absent. Untrusted: the backend validates it. */
+  readonly raw: Readonly<Record<string, unknown>>;
 }
 
 /** One family's address plan: the network, each node's subnet length and the allowed range. */
@@ -49,20 +41,17 @@ export interface NetworkConfig {
   /** Set when EnableIPv6. */
   readonly ipv6: SubnetRange | undefined;
   readonly enableNFTables: boolean;
-  readonly backend: BackendConfig;
+  readonly backend: BackendSection;
   /** Things flanneld silently ignores that are probably mistakes (unknown keys, masked host bits). */
   readonly warnings: readonly string[];
 }
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
-export const DEFAULT_VXLAN_PORT = 8472;
 
 const TOP_KEYS = ['Network', 'EnableIPv4', 'EnableIPv6', 'IPv6Network', 'EnableNFTables', 'SubnetLen', 'SubnetMin',
   'SubnetMax', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax', 'Backend'] as const;
-const BACKEND_KEYS = ['Type', 'VNI', 'Port', 'MTU', 'GBP', 'Learning', 'DirectRouting'] as const;
 /** Go fields of flannel's Config that its etcd mode does not read from etcd (MultiClusterCIDR). */
 const FLANNEL_IGNORED = new Set(['networks', 'ipv6networks']);
-const BACKENDS: readonly BackendKind[] = ['vxlan', 'host-gw', 'auto'];
 
 function invalid(message: string): WeftError {
   return new WeftError('WEFT_INVALID_CONFIG', `network config: ${message}`);
@@ -184,35 +173,15 @@ function subnetRange(fields: Map<string, unknown>, family: IpFamily, network: Ci
   return { network, subnetLen, subnetMin, subnetMax };
 }
 
-function parseBackend(value: unknown, warnings: string[]): BackendConfig {
+function parseBackend(value: unknown): BackendSection {
   // flanneld defaults a missing Backend to "udp" (its docs say vxlan). Weft has no udp backend
   // (it is a userspace relay flannel itself deprecates), so weft defaults to vxlan, which is
   // also what flannel's documentation promises. A Backend without a Type gets the same default.
   if (value === undefined) value = {};
   if (!isObject(value)) throw invalid(`"Backend" ${show(value)} must be an object such as {"Type":"vxlan"}`);
-  const fields = foldKeys(value, BACKEND_KEYS, 'Backend.', warnings);
-  const typeText = getString(fields, 'Type', 'Backend.Type') ?? 'vxlan';
-  const type = typeText.toLowerCase();
-  if (!(BACKENDS as readonly string[]).includes(type)) {
-    const flannelOnly = ['udp', 'wireguard', 'ipip', 'ipsec', 'alloc', 'extension', 'tencent-vpc', 'ali-vpc', 'aws-vpc', 'gce'];
-    const hint = flannelOnly.includes(type) ? ` (a flannel backend weft does not implement${type === 'udp' ? '; use "vxlan"' : ''})` : '';
-    throw invalid(`unknown "Backend.Type" ${show(typeText)}${hint}: weft supports "vxlan", "host-gw" and "auto"`);
-  }
-  const vni = getUint(fields, 'VNI', 'Backend.VNI') ?? 1;
-  if (vni > 0xffffff) throw invalid(`"Backend.VNI" ${vni} must be at most 16777215 (24 bits)`);
-  const port = getUint(fields, 'Port', 'Backend.Port') ?? 0;
-  if (port > 65535) throw invalid(`"Backend.Port" ${port} must be at most 65535`);
-  const mtu = getUint(fields, 'MTU', 'Backend.MTU') ?? 0;
-  if (mtu !== 0 && (mtu < 68 || mtu > 65535)) throw invalid(`"Backend.MTU" ${mtu} must be between 68 and 65535 (or 0 for the underlay's MTU minus overhead)`);
-  return {
-    type: type as BackendKind,
-    vni,
-    port: port === 0 ? DEFAULT_VXLAN_PORT : port,
-    mtu: mtu === 0 ? undefined : mtu,
-    gbp: getBool(fields, 'GBP', 'Backend.GBP', false),
-    learning: getBool(fields, 'Learning', 'Backend.Learning', false),
-    directRouting: getBool(fields, 'DirectRouting', 'Backend.DirectRouting', false),
-  };
+  const fields = foldKeys(value, ['Type'], 'Backend.', []);
+  const type = getString(fields, 'Type', 'Backend.Type') ?? 'vxlan';
+  return { type: type.toLowerCase(), raw: { ...value } };
 }
 
 function deepFreeze<T>(value: T): T {
@@ -265,7 +234,7 @@ export function parseNetworkConfig(text: string): NetworkConfig {
     ipv4,
     ipv6,
     enableNFTables: getBool(fields, 'EnableNFTables', 'EnableNFTables', false),
-    backend: parseBackend(fields.get('Backend'), warnings),
+    backend: parseBackend(fields.get('Backend')),
     warnings,
   });
 }

@@ -154,9 +154,14 @@ function topology(t: TestContext): TestNode[] {
 
 interface Member { node: TestNode; backend: Backend; lease: PrepareResult }
 
+/** A node as its lease announces it; the id (what reports are keyed by) is its subnet here. */
 function peerOf(m: Member): Peer {
-  const data = m.lease.backendData as { VNI?: number; VtepMAC?: string } | undefined;
-  return { subnet: m.node.subnet, publicIp: m.node.publicIp, backendType: m.lease.backendType, vtepMac: data?.VtepMAC, vni: data?.VNI };
+  return { id: m.node.subnet, subnets: [m.node.subnet], publicIp: m.node.publicIp, backendType: m.lease.backendType, backendData: m.lease.backendData };
+}
+
+/** The VTEP MAC a vxlan member announces. */
+function macOf(m: Member): string | undefined {
+  return (m.lease.backendData as { VtepMAC?: string } | undefined)?.VtepMAC;
 }
 
 /** prepare + attach on every node, as the agent does before its lease exists. */
@@ -211,9 +216,9 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     const r2 = n1.routes().find((r) => r.dst === '10.244.2.0/24');
     assert.deepEqual(r2 && [r2.gateway, r2.dev, r2.flags.includes('onlink'), r2.protocol], ['10.244.2.0', 'flannel.1', true, String(RTPROT_WEFT)]);
     assert.deepEqual(n1.neighbours().map((n) => [n.dst, n.lladdr, n.state]).sort(),
-      [['10.244.2.0', peerOf(m2).vtepMac, ['PERMANENT']], ['10.244.3.0', peerOf(m3).vtepMac, ['PERMANENT']]]);
+      [['10.244.2.0', macOf(m2), ['PERMANENT']], ['10.244.3.0', macOf(m3), ['PERMANENT']]]);
     assert.deepEqual(n1.fdb().map((f) => [f.mac, f.dst, f.flags, f.state]).sort(),
-      [[peerOf(m2).vtepMac, '10.77.0.2', ['self'], 'permanent'], [peerOf(m3).vtepMac, '10.78.0.3', ['self'], 'permanent']].sort());
+      [[macOf(m2), '10.77.0.2', ['self'], 'permanent'], [macOf(m3), '10.78.0.3', ['self'], 'permanent']].sort());
 
     const tx = n1.txPackets();
     assert.ok(n1.ping(n2), 'n1 -> n2 (same subnet)');
@@ -250,7 +255,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     // A MAC change makes the kernel flush the device's neighbours, permanent ones included:
     // the reconcile sets the MAC back and re-adds both.
     assert.equal(again.reconcile(peersFor(m1, members)).changes, 1 + 2);
-    assert.equal(n1.link('flannel.1')?.address, peerOf(m1).vtepMac);
+    assert.equal(n1.link('flannel.1')?.address, macOf(m1));
     assert.deepEqual(n1.neighbours(), before.neigh);
 
     // The device is deleted under a running agent: the next reconcile recreates it with the
@@ -259,13 +264,13 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     assert.ok(n1.unreachable(n2), 'no device, no path');
     const healed = again.reconcile(peersFor(m1, members));
     assert.equal(healed.changes, 1 + 1 + 6, 'device, address, 2 peers × 3 entries');
-    assert.equal(n1.link('flannel.1')?.address, peerOf(m1).vtepMac);
+    assert.equal(n1.link('flannel.1')?.address, macOf(m1));
     assert.ok(n1.ping(n2));
     // A fresh start after the device is gone takes the MAC from the previous lease.
     n1.ip('link', 'delete', 'flannel.1');
     const fresh = new VxlanBackend(nl, n1.local);
     assert.deepEqual(fresh.prepare(m1.lease.backendData).backendData, m1.lease.backendData);
-    assert.notEqual(peerOf(m2).vtepMac, peerOf(m1).vtepMac);
+    assert.notEqual(macOf(m2), macOf(m1));
   });
 
   test('peers change: a vanished peer loses its entries, a new VtepMAC is followed, lost entries are repaired', (t) => {
@@ -291,12 +296,12 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     reborn.attach(n2.subnet);
     reborn.reconcile([peerOf(m1)]);
     const m2b: Member = { node: n2, backend: reborn, lease };
-    assert.notEqual(peerOf(m2b).vtepMac, peerOf(m2).vtepMac);
+    assert.notEqual(macOf(m2b), macOf(m2));
     assert.ok(n1.unreachable(n2), 'n1 still sends to the old MAC');
     const moved = m1.backend.reconcile([peerOf(m2b)]);
     assert.equal(moved.changes, 3, 'neighbour replaced, old FDB entry deleted, new one added');
-    assert.deepEqual(n1.neighbours().map((n) => n.lladdr), [peerOf(m2b).vtepMac]);
-    assert.deepEqual(n1.fdb().map((f) => f.mac), [peerOf(m2b).vtepMac]);
+    assert.deepEqual(n1.neighbours().map((n) => n.lladdr), [macOf(m2b)]);
+    assert.deepEqual(n1.fdb().map((f) => f.mac), [macOf(m2b)]);
     assert.ok(n1.ping(n2));
 
     // Entries removed behind our back come back; a foreign route on the underlay is left alone.
@@ -399,7 +404,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     const [n1, n2] = nodes as [TestNode, TestNode, TestNode];
     // weft on n1.
     const [m1] = start([n1], vxlan());
-    const weftMac = peerOf(m1 as Member).vtepMac as string;
+    const weftMac = macOf(m1 as Member) as string;
     // flanneld's device and entries on n2, exactly as flannel.md §3.2 describes.
     n2.ip('link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'dev', 'eth0', 'local', n2.publicIp, 'dstport', '8472', 'nolearning');
     n2.ip('link', 'set', 'flannel.1', 'mtu', '1450');
@@ -409,7 +414,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     sh('bridge', '-n', n2.ns, 'fdb', 'replace', weftMac, 'dev', 'flannel.1', 'dst', n1.publicIp, 'self', 'permanent');
     n2.ip('route', 'replace', '10.244.1.0/24', 'via', '10.244.1.0', 'dev', 'flannel.1', 'onlink');
     const flannelMac = n2.link('flannel.1')?.address as string;
-    const flanneld: Peer = { subnet: n2.subnet, publicIp: n2.publicIp, backendType: 'vxlan', vtepMac: flannelMac, vni: 1 };
+    const flanneld: Peer = { id: 'flanneld', subnets: [n2.subnet], publicIp: n2.publicIp, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: flannelMac } };
 
     const report = (m1 as Member).backend.reconcile([flanneld]);
     assert.deepEqual(report.errors, []);

@@ -9,7 +9,10 @@ import { canonicalIp, canonicalSubnet } from '../plan.ts';
 import { reconcilePeers } from '../reconcile.ts';
 
 export interface HostGwOptions {
-  /** The cluster Network: lets a reconcile adopt (and later remove) flanneld's host-gw routes. */
+  /**
+   * The cluster Network: no peer subnet outside it is ever routed (without it, none is), and a
+   * reconcile adopts (and later removes) flanneld's host-gw routes inside it.
+   */
   network?: string;
 }
 

@@ -12,6 +12,7 @@ import type { Backend, LocalNode, Peer, PrepareResult, ReconcileReport } from '.
 import { canonicalIp, canonicalSubnet, deviceAddress, diffAddresses } from '../plan.ts';
 import { reconcilePeers } from '../reconcile.ts';
 import { chooseVtepMac, DEFAULT_VXLAN_PORT, ensureVxlanDevice, VXLAN_OVERHEAD, type VxlanDeviceSpec } from './device.ts';
+import { decodeVxlanLeaseData, vxlanLeaseData } from './lease-data.ts';
 
 export interface VxlanOptions {
   /** Default 1. */
@@ -24,7 +25,10 @@ export interface VxlanOptions {
   learning?: boolean;
   /** Plain routes to peers on the underlay's subnet (flannel's DirectRouting). */
   directRouting?: boolean;
-  /** The cluster Network: lets a reconcile adopt (and later remove) flanneld's DirectRouting routes. */
+  /**
+   * The cluster Network: no peer subnet outside it is ever routed (without it, none is), and a
+   * reconcile adopts (and later removes) flanneld's DirectRouting routes inside it.
+   */
   network?: string;
   log?: Logger;
 }
@@ -74,7 +78,7 @@ export class VxlanBackend implements Backend {
     const { changes } = this.ensureDevice(previousData);
     return {
       backendType: 'vxlan',
-      backendData: { VNI: this.spec.vni, VtepMAC: this.mac },
+      backendData: vxlanLeaseData(this.spec.vni, this.mac as string),
       mtu: this.spec.mtu,
       changes,
     };
@@ -98,6 +102,7 @@ export class VxlanBackend implements Backend {
       node: this.node,
       deviceIndex: index,
       vni: this.spec.vni,
+      decodeTunnel: decodeVxlanLeaseData,
       ownSubnet: this.subnet,
       network: this.network,
     });
