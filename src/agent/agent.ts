@@ -21,7 +21,7 @@ import { startHealthz, startStatusServer, type AgentStatus, type PeerStatus } fr
 import { AgentFirewall } from './firewall.ts';
 import { startAgentCniServer } from './cni.ts';
 import { acquireNodeLock } from './node-lock.ts';
-import { dataplaneBackendConfig } from './backend-config.ts';
+import { backendSection } from './backend-config.ts';
 
 export interface RunningAgent {
   status(): AgentStatus;
@@ -79,7 +79,7 @@ export async function startAgent(opts: AgentOptions, log: Logger): Promise<Runni
   log.info({ iface: ext.name, publicIp: ext.publicIp, mtu: ext.mtu }, 'external interface');
   const network = formatCidr(config.ipv4.network);
   const backend: Backend = createBackend(nl, { underlayInterface: ext.name, underlayIndex: ext.index, underlayMtu: ext.mtu, publicIp: ext.publicIp },
-    dataplaneBackendConfig(config.backend), { network, log });
+    backendSection(config.backend), { network, log });
   const listing = await store.listLeases();
   const own = findOwnLeases(config, { publicIp: ext.publicIp, publicIpv6: null, backendType: undefined, backendData: undefined, backendV6Data: undefined }, listing.leases);
   const prepared = backend.prepare(own[0]?.attrs.backendData);
@@ -125,7 +125,7 @@ export async function startAgent(opts: AgentOptions, log: Logger): Promise<Runni
     try {
       lastReport = backend.reconcile(peers.map(toDataplanePeer).filter((p): p is Peer => p !== undefined));
       lastSync = new Date().toISOString();
-      for (const e of lastReport.errors) noteError(`peer ${e.subnet}: ${e.error}`);
+      for (const e of lastReport.errors) noteError(`peer ${e.peer ?? e.subnet}: ${e.error}`);
       if (lastReport.changes > 0) log.info({ changes: lastReport.changes, peers: peers.length }, 'data plane reconciled');
     } catch (e) {
       noteError(`reconcile failed: ${(e as Error).message}`);
@@ -178,24 +178,18 @@ export async function startAgent(opts: AgentOptions, log: Logger): Promise<Runni
   };
 }
 
+/** A lease as the data plane takes it: keyed by its etcd key, its BackendData passed on undecoded (the backend owns the format). */
 function toDataplanePeer(p: PeerLease): Peer | undefined {
   if (!p.subnets.ipv4) return undefined;
-  const data = (p.attrs.backendData ?? {}) as { VtepMAC?: unknown; VNI?: unknown };
-  return {
-    subnet: formatCidr(p.subnets.ipv4),
-    publicIp: p.attrs.publicIp,
-    backendType: p.attrs.backendType ?? '',
-    ...(typeof data.VtepMAC === 'string' ? { vtepMac: data.VtepMAC } : {}),
-    ...(typeof data.VNI === 'number' ? { vni: data.VNI } : {}),
-  };
+  return { id: p.key, subnets: [formatCidr(p.subnets.ipv4)], publicIp: p.attrs.publicIp, backendType: p.attrs.backendType ?? '', backendData: p.attrs.backendData };
 }
 
 function peerStatus(p: PeerLease, report: ReconcileReport | undefined): PeerStatus {
   const subnet = p.subnets.ipv4 ? formatCidr(p.subnets.ipv4) : '';
-  const path = report?.paths.get(subnet);
-  const error = report?.errors.find((e) => e.subnet === subnet)?.error;
+  const path = report?.paths.get(p.key);
+  const error = report?.errors.find((e) => e.peer === p.key)?.error;
   return {
-    subnet, publicIp: p.attrs.publicIp, backendType: p.attrs.backendType ?? '',
+    id: p.key, subnets: subnet ? [subnet] : [], subnet, publicIp: p.attrs.publicIp, backendType: p.attrs.backendType ?? '',
     path: path === 'direct' || path === 'vxlan' ? path : 'unreachable',
     ...(error ? { error } : {}),
   };

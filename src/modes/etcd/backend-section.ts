@@ -2,6 +2,6 @@
 import type { NetworkConfig } from '../../lease/network-config.ts';
 
 export function backendSection(c: NetworkConfig): Readonly<Record<string, unknown>> {
-  const b = c.backend;
-  return { Type: b.type, VNI: b.vni, Port: b.port, MTU: b.mtu, GBP: b.gbp, Learning: b.learning, DirectRouting: b.directRouting };
+  // The network config keeps the section raw (Type included); the backend registry parses it.
+  return c.backend.raw;
 }
