@@ -10,8 +10,8 @@
 import { rmSync } from 'node:fs';
 import { WeftError, errnoCode } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
-import { Rtnetlink, routeRequest } from '../netlink/index.ts';
-import { RTPROT_WEFT } from '../dataplane/index.ts';
+import { Rtnetlink } from '../netlink/index.ts';
+import { teardownAllBackends } from '../dataplane/index.ts';
 import { removeAllFlannelRules, type Runner } from '../firewall/index.ts';
 import { NodeLockHeldError, acquireNodeLock } from './node-lock.ts';
 
@@ -45,27 +45,13 @@ function takeLock(lockFile: string): { release(): void } {
   }
 }
 
-/** weft's routes (protocol 0x57) and the flannel.<VNI> vxlan devices. */
-function teardownAllBackends(nl: Rtnetlink): { routes: number; devices: string[] } {
-  const routes = nl.listRoutes().filter((r) => r.protocol === RTPROT_WEFT);
-  if (routes.length > 0) {
-    nl.batchSettled(routes.map((r) => routeRequest('delete', { dst: r.dst, table: r.table, protocol: RTPROT_WEFT, ...(r.oif !== undefined ? { oif: r.oif } : {}) })));
-  }
-  const devices: string[] = [];
-  for (const link of nl.listLinks().filter((l) => l.kind === 'vxlan' && /^flannel\.\d+$/.test(l.name))) {
-    nl.deleteLink(link.index);
-    devices.push(link.name);
-  }
-  return { routes: routes.length, devices };
-}
-
 export async function uninstall(o: UninstallOptions): Promise<UninstallReport> {
   const lock = takeLock(o.lockFile); // held throughout, so no agent starts halfway through
   try {
     const firewall = await removeAllFlannelRules(o.firewallRunner ? { runner: o.firewallRunner } : {});
     for (const line of firewall.removed) o.log.info({ removed: line }, 'firewall rules removed');
     using nl = Rtnetlink.open();
-    const { routes, devices } = teardownAllBackends(nl);
+    const { routes, devices } = teardownAllBackends(nl, o.log);
     let subnetFile = false;
     try {
       rmSync(o.subnetFile);

@@ -5,7 +5,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, readFile, rm } from 'node:fs/promises';
-import { labDown, labStatus, labUp, listNetns, netnsPids, SAME_NODE_KINDS, type CheckReport, type LabStatus } from '../../src/lab/index.ts';
+import { CROSS_NODE_KINDS, labDown, labStatus, labUp, listNetns, netnsPids, SAME_NODE_KINDS, type CheckReport, type LabStatus } from '../../src/lab/index.ts';
+import { weftLauncher } from '../../src/lab/launcher.ts';
+import { readState } from '../../src/lab/state.ts';
+import { ETCD_BIN } from '../../src/lab/etcd.ts';
 import { REPO_ROOT, WEFT_CNI_PLUGIN } from '../../src/lab/paths.ts';
 import { isAlive } from '../../src/lab/processes.ts';
 import { run, type RunResult } from '../../src/lab/run.ts';
@@ -86,6 +89,9 @@ async function fullCycle(name: string, upArgs: string[]): Promise<void> {
   assert.equal(report.probes.length, 30);
   assert.deepEqual({ passed: report.passed, failed: report.failed }, { passed: 30, failed: 0 });
   assert.deepEqual(new Set(report.probes.map((p) => p.kind)), new Set(SAME_NODE_KINDS));
+  // Without agents the cross-node kinds do not run by default, and the report says so.
+  assert.deepEqual(report.skipped.map((k) => k.kind), [...CROSS_NODE_KINDS]);
+  for (const k of report.skipped) assert.match(k.reason, /no agent \(lab up --store none\)/);
   for (const p of report.probes) {
     assert.deepEqual(Object.keys(p), ['from', 'to', 'kind', 'ok', 'rtt_ms']);
     assert.equal(typeof p.rtt_ms, 'number');
@@ -270,4 +276,52 @@ test('weft plugin standalone (--no-daemon): up 2x3, check passes, down removes e
   const name = uniqueName();
   downAfter(name);
   await fullCycle(name, ['--cni', 'weft', '--no-daemon']);
+});
+
+test('lab up as non-root: one line saying to run it as root, non-zero exit, nothing created', { skip: notRoot }, async () => {
+  const name = uniqueName();
+  downAfter(name);
+  const r = await run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', WEFT, 'lab', 'up', '--name', name, '--cni', 'bridge'], { timeoutMs: 60_000 });
+  assert.notEqual(r.code, 0);
+  assert.equal(r.stderr, 'weft: weft lab up must run as root (it creates network namespaces, veth pairs and bridges); run it again with sudo\n');
+  assert.deepEqual(await labNamespaces(name), []);
+});
+
+const noEtcd = await access(ETCD_BIN).then(() => false, () => `${ETCD_BIN} is not installed`);
+
+test('etcd, one node: `weft status` inside the node finds its agent; check says what it could not run; a second agent on the node is refused naming the first', { skip: notRoot || noEtcd || (!weftPlugin && 'build/weft-cni is not built') }, async () => {
+  const name = uniqueName();
+  downAfter(name);
+  const launcher = weftLauncher(); // what up uses: the bundle when built and fresh
+  const up = await weft('lab', 'up', '--name', name, '--store', 'etcd', '--nodes', '1', '--pods-per-node', '2');
+  assert.equal(up.code, 0, up.stderr);
+  if (launcher.warning !== undefined) assert.match(up.stderr, /weft\.mjs .* the lab's daemons run from the TypeScript sources/);
+  const state = await readState(`/run/weft/lab/${name}`);
+  const agentPid = state?.daemonPids.n1?.pid ?? 0;
+  const cmdline = (await readFile(`/proc/${agentPid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+  assert.deepEqual(cmdline.slice(0, launcher.argv.length + 1), [...launcher.argv, 'agent'], `the agent runs as ${launcher.argv.join(' ')}`);
+  assert.ok(cmdline.includes('--lock-file'), 'each lab node has its own lock');
+
+  // Plain `weft status` in the node: lab exec points it at the node's agent.
+  const st = await weft('lab', 'exec', '--name', name, 'n1', '--', WEFT, 'status', '--json');
+  assert.equal(st.code, 0, st.stderr);
+  assert.equal((JSON.parse(st.stdout) as { node: string }).node, 'n1');
+
+  // A 1-node lab cannot probe between nodes: the report says which kinds and why.
+  const { code, report } = await checkJson(name);
+  assert.equal(code, 0, JSON.stringify(report.probes.filter((p) => !p.ok)));
+  assert.deepEqual(report.skipped.map((k) => k.kind), ['pod-pod-same-zone', 'pod-pod-other-zone', 'pod-remote-node', 'node-remote-pod']);
+  for (const k of report.skipped) assert.match(k.reason, /the lab has one node/);
+  const human = await weft('lab', 'check', '--name', name);
+  assert.match(human.stdout, /^not run: pod-remote-node: the lab has one node/m);
+
+  // The same agent command line again, in the same node: same lock file, same status socket.
+  const second = await weft('lab', 'exec', '--name', name, 'n1', '--', ...cmdline);
+  assert.notEqual(second.code, 0, 'the second agent exits non-zero');
+  assert.equal(second.stderr.trim().split('\n').length, 1, `one line: ${second.stderr}`);
+  assert.match(second.stderr, new RegExp(`another weft agent \\(PID ${agentPid}\\) already runs on this node.*stop it first`));
+  assertNoStackTrace(second);
+  const still = await weft('lab', 'exec', '--name', name, 'n1', '--', WEFT, 'status', '--json');
+  assert.equal(still.code, 0, `the first agent still answers on its socket: ${still.stderr}`);
+  assert.equal((JSON.parse(still.stdout) as { ready: boolean }).ready, true);
 });
