@@ -3,11 +3,11 @@
 // namespaces, both with a CNI server running (the fast path) and without (standalone).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FRONT_END, isRoot, sh, TestNode } from './support/cni-node.ts';
+import { isRoot, sh, TestNode } from './support/cni-node.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 
@@ -118,17 +118,11 @@ for (const mode of ['server', 'standalone'] as const) {
 
     test('a request over 1 MiB is refused with CNI error 6 before it reaches the server', async () => {
       const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'huge-1', CNI_NETNS: node.addPodNetns(), CNI_IFNAME: 'eth0' };
-      // The front end stops reading stdin at the bound, so the writer gets EPIPE (Go's os/exec,
-      // which runtimes use, ignores it); node.cni() does not expect that, so spawn it here.
-      const child = spawn('nsenter', [`--net=${node.netnsPath}`, FRONT_END], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
-      child.stdin.on('error', () => undefined);
-      let stdout = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stdin.end(JSON.stringify({ ...node.config(), pad: 'x'.repeat(2 << 20) }));
-      const code = await new Promise((resolve) => child.on('close', resolve));
-      assert.equal(code, 1);
-      const answer = JSON.parse(stdout) as { code: number; msg: string };
-      assert.equal(answer.code, 6, stdout);
+      // The front end stops reading stdin at the bound, so node.cni()'s write of the rest gets EPIPE.
+      const r = await node.cni(env, { ...node.config(), pad: 'x'.repeat(2 << 20) });
+      assert.equal(r.code, 1);
+      const answer = r.json as { code: number; msg: string } | undefined;
+      assert.equal(answer?.code, 6, r.stdout);
       assert.match(answer.msg, /larger than 1 MiB/);
       assert.deepEqual(node.ipamFiles(), []);
       const ok = await node.cni({ CNI_COMMAND: 'VERSION' }, '{}');
