@@ -73,6 +73,19 @@ describe('BridgeOperations.usage(): the metric without a scan per scrape', () =>
     assert.deepEqual(f.ops.usage(), { used: 1, free: 252 });
   });
 
+  it('scans nothing while nobody reads it (the standalone plugin)', async (t) => {
+    let scans = 0;
+    const memory = memoryIpamFactory();
+    const f = fixture(t, (n) => Object.assign(memory(n), { usage: async () => (scans++, []) }));
+    await f.del('a');
+    await f.ops.gc(f.config({ 'cni.dev/valid-attachments': [] }));
+    await f.ops.usageSettled();
+    assert.equal(scans, 0);
+    f.ops.usage();
+    await f.ops.usageSettled();
+    assert.equal(scans, 1);
+  });
+
   it('takes its value from STATUS, and is refreshed after DEL and GC', async (t) => {
     const f = fixture(t, memoryIpamFactory());
     for (const id of ['a', 'b', 'c']) await f.direct.allocate({ containerId: id, ifname: 'eth0' });
@@ -105,6 +118,7 @@ describe('BridgeOperations.usage(): the metric without a scan per scrape', () =>
     writeFileSync(f.subnetFile, 'FLANNEL_NETWORK=10.77.0.0/16\nFLANNEL_SUBNET=10.77.5.1/24\nFLANNEL_IPV6_NETWORK=fd77::/56\nFLANNEL_IPV6_SUBNET=fd77:0:0:5::1/120\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
     const dual = hostLocalIpamFactory({ name: 'weftnet', dataDir: f.dataDir, rangeSets: parseRangeSets([[{ subnet: '10.77.5.0/24' }], [{ subnet: 'fd77:0:0:5::/120' }]]) });
     await dual.allocate({ containerId: 'a', ifname: 'eth0' });
+    assert.equal(f.ops.usage(), undefined);
     await f.del('nobody');
     await f.ops.usageSettled();
     assert.deepEqual(f.ops.usage(), { used: 2, free: 252 + 253 });

@@ -74,7 +74,8 @@ export class BridgeOperations implements CniOperations {
    * Pod addresses in use and free on the network the latest request served (every family
    * together), for the agent's weft_ipam_addresses metric; undefined before a request has told
    * which network and ranges this node serves. Cheap and synchronous: a cached value, refreshed
-   * in the background after ADD, DEL and GC and when older than 10 s (see ipam-usage.ts).
+   * in the background after ADD, DEL and GC and when older than 10 s, once usage() has been
+   * called at all (see ipam-usage.ts).
    */
   usage(): IpamUsageTotals | undefined {
     return this.#usage.get();

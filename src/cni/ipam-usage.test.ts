@@ -30,6 +30,7 @@ describe('IpamUsageCache', () => {
   it('coalesces a burst of changes into the scan in flight plus one after it', async () => {
     const { c } = cache();
     const g = gatedIpam();
+    assert.equal(c.get(), undefined);
     c.served('net', g.ipam);
     for (let i = 0; i < 50; i++) c.changed();
     assert.equal(g.pending.length, 1, 'one scan in flight');
@@ -46,6 +47,7 @@ describe('IpamUsageCache', () => {
     const { c } = cache();
     const old = gatedIpam();
     const current = gatedIpam();
+    c.get();
     c.served('old', old.ipam);
     c.served('new', current.ipam);
     assert.equal(c.get(), undefined);
@@ -60,6 +62,7 @@ describe('IpamUsageCache', () => {
   it('keeps the last value when a refresh fails, reports it, and waits a TTL before the next try', async () => {
     const { c, errors, advance } = cache();
     const g = gatedIpam();
+    c.get();
     c.served('net', g.ipam);
     await g.answer(2);
     advance(1000);
@@ -72,6 +75,20 @@ describe('IpamUsageCache', () => {
     advance(1000);
     c.get();
     assert.equal(g.pending.length, 1, 'a retry once the TTL has passed');
+  });
+
+  it('scans nothing until someone reads the usage, then starts the first scan', async () => {
+    const { c } = cache();
+    const g = gatedIpam();
+    c.served('net', g.ipam);
+    c.changed();
+    assert.equal(g.pending.length, 0);
+    c.record('net', [{ allocated: 1, capacity: 10 }]);
+    assert.deepEqual(c.get(), { used: 1, free: 9 }, 'a recorded reading is there for free');
+    assert.equal(g.pending.length, 0, 'and fresh');
+    const h = gatedIpam();
+    c.served('other', h.ipam);
+    assert.equal(h.pending.length, 1, 'once read, a new network is scanned at once');
   });
 
   it('does nothing before a network is served', async () => {

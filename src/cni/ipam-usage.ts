@@ -4,7 +4,9 @@
 //     requests costs at most one scan in flight and one after it;
 //   - when a scrape finds it older than the TTL (other writers: host-local side by side);
 //   - for free by STATUS, which computes usage anyway.
-// A scrape therefore never waits, and sees a value at most one refresh old. The network
+// A scrape therefore never waits, and sees a value at most one refresh old. Nothing is scanned
+// until the first get() (a process without metrics, like the standalone plugin, pays nothing),
+// so the very first scrape may find no value yet; it starts the first scan. The network
 // reported is the one the latest request with known ranges served: the server learns which
 // network and ranges it serves only from requests, so before the first one there is nothing.
 import type { Ipam, RangeSetUsage } from '../ipam/ipam.ts';
@@ -35,6 +37,8 @@ export class IpamUsageCache {
   #fetchedAt = -Infinity;
   #refreshing: Promise<void> | undefined;
   #again = false;
+  /** Whether anyone reads the usage; until then nothing is scanned. */
+  #wanted = false;
 
   constructor(options: IpamUsageCacheOptions) {
     this.#o = options;
@@ -66,6 +70,7 @@ export class IpamUsageCache {
 
   /** The latest total; undefined until a request has told which network is served. Never waits. */
   get(): IpamUsageTotals | undefined {
+    this.#wanted = true;
     if (this.#target && this.#o.clock() - this.#fetchedAt >= this.#o.ttlMs) this.#refresh();
     return this.#value;
   }
@@ -76,6 +81,7 @@ export class IpamUsageCache {
   }
 
   #refresh(): void {
+    if (!this.#wanted) return;
     if (this.#refreshing) {
       // The scan in flight may have read the store before this change: one more after it.
       this.#again = true;
