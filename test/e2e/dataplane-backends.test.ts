@@ -12,7 +12,9 @@ import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { HostGwBackend, RTPROT_WEFT, VxlanBackend, type Backend, type LocalNode, type Peer, type PrepareResult } from '../../src/dataplane/index.ts';
+import {
+  HostGwBackend, removeRoutesOutside, RTPROT_WEFT, teardownAllBackends, VxlanBackend, type Backend, type LocalNode, type Peer, type PrepareResult,
+} from '../../src/dataplane/index.ts';
 import { Rtnetlink } from '../../src/netlink/index.ts';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (creates network namespaces)' : false;
@@ -94,6 +96,11 @@ class TestNode {
   /** Pod address to pod address; true when a reply came. */
   ping(to: TestNode): boolean {
     return run('ip', ['netns', 'exec', this.ns, 'ping', '-c', '1', '-W', '5', '-I', this.pod, to.pod]).code === 0;
+  }
+
+  /** Underlay address to underlay address (node to node, no pods). */
+  pingUnderlay(to: TestNode): boolean {
+    return run('ip', ['netns', 'exec', this.ns, 'ping', '-c', '1', '-W', '2', to.publicIp]).code === 0;
   }
 
   /** No path: no reply within a second (a late reply could only make this wrongly pass, never wrongly fail). */
@@ -386,6 +393,84 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     // ...and they are ours to remove when the peers go.
     assert.equal(m1.backend.reconcile([]).changes, 1 + 3);
     assert.deepEqual(n1.routes().filter((r) => r.dst.startsWith('10.244.')).map((r) => r.dst), ['10.244.1.0/24']);
+  });
+
+  test('an untrusted peer cannot cut the node off: a subnet outside the Network, a bad PublicIP or another VNI gets nothing', (t) => {
+    const nodes = topology(t);
+    const members = start(nodes, vxlan());
+    const [m1, m2, m3] = members as [Member, Member, Member];
+    const [n1, n2, n3] = nodes as [TestNode, TestNode, TestNode];
+    const good = [peerOf(m2), peerOf(m3)];
+    m2.backend.reconcile(peersFor(m2, members));
+    m3.backend.reconcile(peersFor(m3, members));
+    // A lease claiming n2's underlay subnet (where etcd would live), one sending to loopback,
+    // and one on another VNI; each would have been programmed before.
+    const rogue: Peer[] = [
+      { ...peerOf(m3), id: 'underlay', subnets: ['10.77.0.0/24'], backendData: { VNI: 1, VtepMAC: '0a:00:00:00:0e:01' } },
+      { ...peerOf(m3), id: 'loopback', subnets: ['10.244.50.0/24'], publicIp: '127.0.0.1', backendData: { VNI: 1, VtepMAC: '0a:00:00:00:0e:02' } },
+      { ...peerOf(m3), id: 'vni', subnets: ['10.244.51.0/24'], publicIp: '10.78.0.9', backendData: { VNI: 4096, VtepMAC: '0a:00:00:00:0e:03' } },
+    ];
+    const report = m1.backend.reconcile([...good, ...rogue]);
+    assert.deepEqual(Object.fromEntries(report.paths), { [n2.subnet]: 'vxlan', [n3.subnet]: 'vxlan', underlay: 'unreachable', loopback: 'unreachable', vni: 'unreachable' });
+    assert.deepEqual(report.errors.map((e) => e.peer), ['underlay', 'loopback', 'vni']);
+    assert.match(report.errors[0]!.error, /outside the cluster Network 10\.244\.0\.0\/16/);
+    assert.match(report.errors[1]!.error, /loopback/);
+    assert.match(report.errors[2]!.error, /VNI 4096 but this node uses VNI 1/);
+    assert.equal(report.changes, 6, 'only the two good peers were programmed');
+    assert.deepEqual(n1.routes().filter((r) => r.dev === 'flannel.1').map((r) => r.dst).sort(), ['10.244.2.0/24', '10.244.3.0/24']);
+    assert.equal(n1.fdb().length, 2);
+    assert.ok(n1.pingUnderlay(n2), 'the underlay still works');
+    assert.ok(n1.ping(n2));
+
+    // Routes an older, trusting version left for such leases go on the next reconcile.
+    n1.ip('route', 'add', '10.77.0.2/32', 'via', '10.244.3.0', 'dev', 'flannel.1', 'onlink', 'proto', String(RTPROT_WEFT));
+    n1.ip('route', 'add', '172.16.9.0/24', 'via', '10.77.0.2', 'dev', 'eth0', 'proto', String(RTPROT_WEFT));
+    assert.ok(!n1.pingUnderlay(n2), 'the stale route sends the underlay into the overlay');
+    const healed = m1.backend.reconcile([...good, ...rogue]);
+    assert.equal(healed.changes, 2);
+    assert.ok(!n1.routes().some((r) => r.dst === '10.77.0.2' || r.dst === '172.16.9.0/24'));
+    assert.ok(n1.pingUnderlay(n2));
+    assert.ok(n1.ping(n3));
+  });
+
+  test('removeRoutesOutside: at start-up, weft-owned routes outside the Network go; peers, the kernel\'s and the operator\'s stay', (t) => {
+    const nodes = topology(t);
+    const members = start(nodes, auto);
+    for (const m of members) m.backend.reconcile(peersFor(m, members));
+    const [n1, n2, n3] = nodes as [TestNode, TestNode, TestNode];
+    const before = n1.routes().map((r) => r.dst).sort();
+    // What a bad lease could have made a node program before it restarted: n2's underlay
+    // address into the overlay (weft's protocol), a flanneld-style route on the device, a
+    // direct route; and an operator's static route outside the Network, which is not ours.
+    n1.ip('route', 'add', '10.77.0.2/32', 'via', '10.244.3.0', 'dev', 'flannel.1', 'onlink', 'proto', String(RTPROT_WEFT));
+    n1.ip('route', 'add', '10.78.0.0/24', 'via', '10.244.3.0', 'dev', 'flannel.1', 'onlink');
+    n1.ip('route', 'add', '172.16.9.0/24', 'via', '10.77.0.2', 'dev', 'eth0', 'proto', String(RTPROT_WEFT));
+    n1.ip('route', 'add', '172.17.0.0/16', 'via', '10.77.0.254', 'proto', 'static');
+    assert.ok(!n1.pingUnderlay(n2), 'cut off from n2\'s underlay address');
+    const nl = Rtnetlink.open(`/run/netns/${n1.ns}`);
+    t.after(() => nl.close());
+    assert.equal(removeRoutesOutside(nl, [NETWORK]), 3);
+    assert.deepEqual(n1.routes().map((r) => r.dst).sort(), [...before, '172.17.0.0/16'].sort());
+    assert.ok(n1.pingUnderlay(n2));
+    assert.ok(n1.ping(n2) && n1.ping(n3), 'peer routes kept');
+    assert.equal(removeRoutesOutside(nl, [NETWORK]), 0, 'nothing left to remove');
+  });
+
+  test('teardownAllBackends removes every backend\'s devices and weft-owned routes, without a backend object', (t) => {
+    const nodes = topology(t);
+    const members = start(nodes, auto);
+    for (const m of members) m.backend.reconcile(peersFor(m, members));
+    const [n1] = nodes as [TestNode, TestNode, TestNode];
+    n1.ip('link', 'add', 'flannel.4096', 'type', 'vxlan', 'id', '4096', 'dev', 'eth0', 'dstport', '8472'); // an older config's device
+    n1.ip('link', 'add', 'vxlan-ops', 'type', 'vxlan', 'id', '77', 'dev', 'eth0', 'dstport', '4789'); // an operator's
+    const nl = Rtnetlink.open(`/run/netns/${n1.ns}`);
+    t.after(() => nl.close());
+    const removed = teardownAllBackends(nl);
+    assert.deepEqual([removed.routes, removed.devices.sort()], [2, ['flannel.1', 'flannel.4096']], 'the direct and the vxlan route (both protocol 0x57), then the devices');
+    assert.equal(n1.link('flannel.1'), undefined);
+    assert.ok(n1.link('vxlan-ops'), 'not ours');
+    assert.deepEqual(n1.routes().map((r) => r.dst).sort(), ['10.244.1.0/24', '10.77.0.0/24', 'default']);
+    assert.deepEqual(teardownAllBackends(nl), { routes: 0, devices: [] });
   });
 
   test('teardown removes the device and the direct routes, nothing else', (t) => {
