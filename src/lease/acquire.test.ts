@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { isWeftError } from '../errors.ts';
 import { cidrsOverlap, formatCidr, parseCidr, type Cidr } from '../net/cidr.ts';
 import { delegateStore, FakeClock } from './testing.ts';
-import { formatLeaseValue, parseLeaseKey, vxlanBackendData } from './lease.ts';
+import { formatLeaseValue, parseLeaseKey } from './lease.ts';
 import { LeaseManager, type LeaseManagerOptions } from './manager.ts';
 import { MemoryLeaseStore } from './memory/memory-store.ts';
 import { parseNetworkConfig } from './network-config.ts';
@@ -18,14 +18,14 @@ function mac(n: number): string {
 }
 
 function value(publicIp: string, n = 1): string {
-  return formatLeaseValue({ publicIp, publicIpv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMac: mac(n) }), backendV6Data: undefined });
+  return formatLeaseValue({ publicIp, publicIpv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac(n) }, backendV6Data: undefined });
 }
 
 function setup(random: () => number = () => 0) {
   const clock = new FakeClock();
   const store = new MemoryLeaseStore({ clock });
   const make = (options: Partial<LeaseManagerOptions> = {}) => new LeaseManager({
-    store, config, publicIp: '192.168.1.10', backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMac: mac(10) }),
+    store, config, publicIp: '192.168.1.10', backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac(10) },
     timers: clock, random, ...options,
   });
   return { clock, store, make };

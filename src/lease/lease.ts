@@ -4,6 +4,7 @@
 //   {"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}
 // PublicIPv6 is written as null, never omitted; BackendType/BackendData/BackendV6Data are
 // omitted when empty. Readers accept old leases (no PublicIPv6) and, as Go does, keys in any case.
+// BackendData is opaque here: its format belongs to the backend that wrote it (src/dataplane).
 import {
   cidrContainsCidr, formatCidr, formatIp, hasHostBits, parseAddressWithPrefix, tryParseIp, type Cidr, type IpAddress,
 } from '../net/cidr.ts';
@@ -172,28 +173,6 @@ export function parseStoredLease(stored: StoredLease): Parsed<LeaseRecord> {
     ok: true,
     value: { key: stored.key, subnets: key.value, attrs: attrs.value, value: stored.value, expiresAt: stored.expiresAt, version: stored.version },
   };
-}
-
-export interface VxlanData {
-  vni: number;
-  /** Lower-case colon form, e.g. "c6:d2:32:6f:8f:44". */
-  vtepMac: string;
-}
-
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-
-/** vxlan BackendData: {"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"} (field names exactly flannel's). */
-export function vxlanBackendData(data: VxlanData): { VNI: number; VtepMAC: string } {
-  return { VNI: data.vni, VtepMAC: data.vtepMac.toLowerCase() };
-}
-
-export function parseVxlanBackendData(data: unknown): Parsed<VxlanData> {
-  if (!isObject(data)) return { ok: false, reason: 'BackendData is not an object' };
-  const vni = getField(data, 'VNI');
-  const mac = getField(data, 'VtepMAC');
-  if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 0xffffff) return { ok: false, reason: `VNI ${JSON.stringify(vni)} is not a 24-bit number` };
-  if (typeof mac !== 'string' || !MAC.test(mac.toLowerCase())) return { ok: false, reason: `VtepMAC ${JSON.stringify(mac)} is not a MAC address` };
-  return { ok: true, value: { vni, vtepMac: mac.toLowerCase() } };
 }
 
 /** The subnet has the range's length and lies in [SubnetMin, SubnetMax]. */

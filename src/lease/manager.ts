@@ -37,7 +37,7 @@ export interface LeaseManagerOptions {
   publicIpv6?: string | undefined;
   /** "vxlan" or "host-gw": what peers read in BackendType. */
   backendType: string;
-  /** Published as BackendData, e.g. vxlanBackendData({ vni: 1, vtepMac }). */
+  /** Published as BackendData, in the backend's own format (the data plane's PrepareResult.backendData). */
   backendData?: unknown;
   backendV6Data?: unknown;
   /** The subnets of the node's previous subnet.env (a SubnetEnv fits), to get them back if free. */

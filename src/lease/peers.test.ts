@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '../log/logger.ts';
-import { describeSubnets, formatLeaseValue, vxlanBackendData } from './lease.ts';
+import { describeSubnets, formatLeaseValue } from './lease.ts';
 import { LeaseManager } from './manager.ts';
 import { MemoryLeaseStore } from './memory/memory-store.ts';
 import { parseNetworkConfig } from './network-config.ts';
@@ -15,7 +15,7 @@ const ME = '192.168.1.10';
 
 function value(publicIp: string, macByte = 1): string {
   const vtepMac = `02:00:00:00:00:${macByte.toString(16).padStart(2, '0')}`;
-  return formatLeaseValue({ publicIp, publicIpv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMac }), backendV6Data: undefined });
+  return formatLeaseValue({ publicIp, publicIpv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: vtepMac }, backendV6Data: undefined });
 }
 
 function capture() {

@@ -2,7 +2,7 @@
 // all on a fake clock (TTL 100 s, margin 30 s, retry 10 s).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatLeaseValue, vxlanBackendData } from './lease.ts';
+import { formatLeaseValue } from './lease.ts';
 import { LeaseManager, type LeaseManagerOptions, type ReacquiredEvent, type RevokedEvent } from './manager.ts';
 import { MemoryLeaseStore } from './memory/memory-store.ts';
 import { parseNetworkConfig } from './network-config.ts';
@@ -12,14 +12,14 @@ const config = parseNetworkConfig('{"Network":"10.16.0.0/16"}');
 const S = 1000;
 
 function other(publicIp: string): string {
-  return formatLeaseValue({ publicIp, publicIpv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMac: '02:00:00:00:00:99' }), backendV6Data: undefined });
+  return formatLeaseValue({ publicIp, publicIpv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: '02:00:00:00:00:99' }, backendV6Data: undefined });
 }
 
 async function started(options: Partial<LeaseManagerOptions> = {}) {
   const clock = new FakeClock();
   const store = new MemoryLeaseStore({ clock });
   const m = new LeaseManager({
-    store, config, publicIp: '192.168.1.10', backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMac: '02:00:00:00:00:0a' }),
+    store, config, publicIp: '192.168.1.10', backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: '02:00:00:00:00:0a' },
     ttlSeconds: 100, renewMarginSeconds: 30, retryIntervalSeconds: 10, timers: clock, random: () => 0, ...options,
   });
   const events = { renewed: 0, revoked: [] as RevokedEvent[], reacquired: [] as ReacquiredEvent[], conflicts: 0 };
