@@ -30,27 +30,27 @@ test('the agent gets flanneld flags pointing at the lab etcd and at its own node
   ]);
 });
 
-test('the agent runs from the bundle when it is built, else from the sources with a warning', () => {
+test('the agent runs from the bundle when it is built and fresh, else from the sources with a warning', () => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-launch-'));
   try {
     const sources = join(dir, 'src');
     mkdirSync(sources);
     writeFileSync(join(sources, 'a.ts'), '');
     utimesSync(join(sources, 'a.ts'), 1000, 1000);
-    const paths = { bundle: join(dir, 'weft.mjs'), node: join(dir, 'node'), bin: '/w/bin/weft', sources };
+    const paths = { bundle: join(dir, 'weft.mjs'), bin: '/w/bin/weft', sources, lockfile: join(dir, 'package-lock.json') };
     const fallback = weftLauncher(paths);
     assert.deepEqual(fallback.argv, ['/w/bin/weft']);
+    assert.equal(fallback.agentScript, join(sources, 'cli', 'main.ts'));
     assert.match(fallback.warning ?? '', /weft\.mjs is not built \(npm run build:native\)/);
     writeFileSync(paths.bundle, '');
-    writeFileSync(paths.node, '', { mode: 0o755 });
-    assert.deepEqual(weftLauncher(paths), { argv: [paths.node, paths.bundle] });
+    assert.deepEqual(weftLauncher(paths), { argv: ['/w/bin/weft'], agentScript: paths.bundle });
     writeFileSync(join(sources, 'b.ts'), '');
     utimesSync(paths.bundle, 2000, 2000);
     utimesSync(join(sources, 'b.ts'), 3000, 3000);
     assert.match(weftLauncher(paths).warning ?? '', /weft\.mjs is older than the sources/, 'a stale bundle is not run');
     utimesSync(join(sources, 'b.ts'), 1500, 1500);
-    const files = nodeFiles('/run/weft/lab/x/n2');
-    assert.deepEqual(agentArgv({ weft: weftLauncher(paths).argv, etcd, api: 'v3', prefix: '/p', leaseTtl: '30s', files }).slice(0, 3), [paths.node, paths.bundle, 'agent']);
+    writeFileSync(paths.lockfile, '');
+    assert.match(weftLauncher(paths).warning ?? '', /older than the sources/, 'nor one older than the lockfile');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,16 +1,18 @@
-// How the lab runs `weft` for its long-lived daemons (each node's agent or cni-server): from
-// the bundle build/weft.mjs when it is built, as a node would run a shipped weft (one file,
-// parsed once, a faster start), else from the TypeScript sources through bin/weft, with a
-// warning, so a checkout without a build still works. A bundle older than any source file
-// is not used either: it would run yesterday's code (flags it does not know, fixes it lacks).
+// How the lab runs `weft` for its long-lived daemons (each node's agent or cni-server): through
+// bin/weft, which runs the agent from the bundle build/weft.mjs when it is newer than every
+// source file and the lockfile (one file, parsed once: a faster start and less memory, as a
+// shipped weft), else from the TypeScript sources. The lab makes the same test up front so it
+// can say which one its agents run, and warn when that is the sources.
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROJECT_NODE, REPO_ROOT, WEFT_BIN, WEFT_BUNDLE } from './paths.ts';
+import { REPO_ROOT, WEFT_BIN, WEFT_BUNDLE } from './paths.ts';
 
 export interface WeftLauncher {
   /** The argv prefix that runs `weft`: the subcommand and its flags follow. */
   argv: string[];
-  /** Set when the bundle is missing and the sources are used instead. */
+  /** What `weft agent` runs through it: the bundle's path, or the sources' entry point. */
+  agentScript: string;
+  /** Set when the agent will run from the sources (no bundle, or a stale one). */
   warning?: string;
 }
 
@@ -33,7 +35,7 @@ export function newestSourceMtime(dir: string): number {
     return 0;
   }
   for (const e of entries) {
-    if (!e.endsWith('.ts') || e.endsWith('.test.ts')) continue;
+    if (!e.endsWith('.ts')) continue; // as bin/weft's test: any .ts file
     try {
       newest = Math.max(newest, statSync(join(dir, e)).mtimeMs);
     } catch {
@@ -45,21 +47,30 @@ export function newestSourceMtime(dir: string): number {
 
 export interface LauncherPaths {
   bundle: string;
-  node: string;
   bin: string;
-  /** The sources the bundle is built from. */
+  /** The sources the bundle is built from, and the lockfile of its dependencies. */
   sources: string;
+  lockfile: string;
 }
 
-const DEFAULT_PATHS: LauncherPaths = { bundle: WEFT_BUNDLE, node: PROJECT_NODE, bin: WEFT_BIN, sources: join(REPO_ROOT, 'src') };
+const DEFAULT_PATHS: LauncherPaths = { bundle: WEFT_BUNDLE, bin: WEFT_BIN, sources: join(REPO_ROOT, 'src'), lockfile: join(REPO_ROOT, 'package-lock.json') };
+
+const mtime = (path: string): number => {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+};
 
 export function weftLauncher(paths: LauncherPaths = DEFAULT_PATHS): WeftLauncher {
   const fromSources = (why: string): WeftLauncher => ({
     argv: [paths.bin],
-    warning: `${paths.bundle} ${why} (npm run build:native): the lab's daemons run from the TypeScript sources, which start slower than a shipped weft`,
+    agentScript: join(paths.sources, 'cli', 'main.ts'),
+    warning: `${paths.bundle} ${why} (npm run build:native): the lab's agents run from the TypeScript sources, which start slower and use more memory than a shipped weft`,
   });
   if (!readable(paths.bundle, constants.R_OK)) return fromSources('is not built');
-  if (statSync(paths.bundle).mtimeMs < newestSourceMtime(paths.sources)) return fromSources('is older than the sources');
-  const node = readable(paths.node, constants.X_OK) ? paths.node : process.execPath;
-  return { argv: [node, paths.bundle] };
+  const built = mtime(paths.bundle);
+  if (built < newestSourceMtime(paths.sources) || built < mtime(paths.lockfile)) return fromSources('is older than the sources');
+  return { argv: [paths.bin], agentScript: paths.bundle };
 }

@@ -130,7 +130,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
   requireRoot('weft lab up', 'it creates network namespaces, veth pairs and bridges');
   const r = await resolve(options);
   const weft = weftLauncher();
-  if (r.daemons && weft.warning !== undefined) progress(`warning: ${weft.warning}`);
+  if (r.store === 'etcd' && weft.warning !== undefined) progress(`warning: ${weft.warning}`);
   await claim(r, options.stateRoot ?? LAB_STATE_ROOT);
 
   const topology = calcTopology({ name: r.name, nodes: r.nodes, podsPerNode: r.podsPerNode, labDir: r.dir, zones: r.zones, store: r.store });

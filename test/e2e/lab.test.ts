@@ -292,14 +292,15 @@ const noEtcd = await access(ETCD_BIN).then(() => false, () => `${ETCD_BIN} is no
 test('etcd, one node: `weft status` inside the node finds its agent; check says what it could not run; a second agent on the node is refused naming the first', { skip: notRoot || noEtcd || (!weftPlugin && 'build/weft-cni is not built') }, async () => {
   const name = uniqueName();
   downAfter(name);
-  const launcher = weftLauncher(); // what up uses: the bundle when built and fresh
+  const launcher = weftLauncher(); // what bin/weft will run the agents from: the bundle when built and fresh
   const up = await weft('lab', 'up', '--name', name, '--store', 'etcd', '--nodes', '1', '--pods-per-node', '2');
   assert.equal(up.code, 0, up.stderr);
-  if (launcher.warning !== undefined) assert.match(up.stderr, /weft\.mjs .* the lab's daemons run from the TypeScript sources/);
+  if (launcher.warning !== undefined) assert.match(up.stderr, /weft\.mjs .* the lab's agents run from the TypeScript sources/);
+  else assert.doesNotMatch(up.stderr, /weft\.mjs/);
   const state = await readState(`/run/weft/lab/${name}`);
   const agentPid = state?.daemonPids.n1?.pid ?? 0;
   const cmdline = (await readFile(`/proc/${agentPid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
-  assert.deepEqual(cmdline.slice(0, launcher.argv.length + 1), [...launcher.argv, 'agent'], `the agent runs as ${launcher.argv.join(' ')}`);
+  assert.equal(cmdline[cmdline.indexOf('agent') - 1], launcher.agentScript, `the agent runs ${launcher.agentScript}: ${cmdline.join(' ')}`);
   assert.ok(cmdline.includes('--lock-file'), 'each lab node has its own lock');
 
   // Plain `weft status` in the node: lab exec points it at the node's agent.
