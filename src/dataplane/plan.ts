@@ -3,6 +3,11 @@
 // turn the actual state into the desired one (diff). No I/O here; reconcile.ts reads the
 // kernel, calls these and applies the result in one netlink batch.
 //
+// Peers are untrusted (whoever writes a lease): no route is planned for a prefix outside the
+// cluster Network, for an unusable PublicIP, or (vxlan) for a peer on another VNI; a backend
+// without a Network plans nothing. Since every route weft installs is ours (below), a route an
+// earlier, more trusting pass installed for such a peer is deleted by the next reconcile.
+//
 // Ownership rule (what a reconcile may change or delete):
 // - routes of the main table, unicast, with protocol RTPROT_WEFT (0x57, "weft"): every route
 //   weft installs carries it, whatever the device;
