@@ -65,7 +65,7 @@ const leaseCount = int('leases', opts.leases, 1, 250); // free /24s of the lab's
 const sizes = (opts.sizes ?? '').split(',').map((s) => int('sizes', s.trim(), 0, 20000));
 type Launcher = 'weft' | 'bundle' | 'source';
 const LAUNCHERS: Record<Launcher, string> = {
-  weft: 'bin/weft agent (as shipped: the bundle, --max-semi-space-size=1)',
+  weft: 'bin/weft agent as shipped: node --max-semi-space-size=1 build/weft.mjs',
   bundle: 'node build/weft.mjs (the bundle, default V8 flags)',
   source: 'node src/cli/main.ts (TypeScript sources, default V8 flags)',
 };
@@ -80,6 +80,8 @@ const BEFORE: Record<Launcher, Record<number, { rssMb: number; readyMs: number }
   source: { 0: { rssMb: 122, readyMs: 941 }, 1000: { rssMb: 155, readyMs: 2194 }, 5000: { rssMb: 284, readyMs: 4017 } },
 };
 const PROBE = join(ROOT, 'benchmarks', 'control', 'loop-probe.mjs');
+/** bin/weft's V8 flags for the agent; checked against bin/weft at start. */
+const WEFT_AGENT_FLAGS = ['--max-semi-space-size=1'];
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const HEALTHZ_PORT = 9931;
 const launchers = (opts.launchers ?? '').split(',').map((s) => s.trim()).filter(Boolean) as Launcher[];
@@ -147,8 +149,6 @@ interface ColdRun {
   /** The event loop's worst delay from spawn to ready, ms: the agent's /metrics, else the probe's. */
   loopMaxMs: number;
   loopSource: 'metrics' | 'probe' | 'none';
-  /** What the agent process ran (its /proc cmdline): bin/weft falls back to the sources when a source file is newer than the bundle. */
-  ranBundle: boolean;
   /** At ready, from the probe: process.memoryUsage() and V8's heap spaces, MB; and /proc's split of RSS. */
   mem: { heapTotal: number; heapUsed: number; external: number; newSpace: number; oldSpace: number; codeSpace: number; rssAnon: number; rssFile: number };
   /** ms after spawn of the agent's own log lines (pino `time`), by message. */
@@ -229,7 +229,9 @@ async function coldStart(state: LabState, size: number, launcher: Launcher, roun
     const sock = join(dir, 'agent.sock');
     const wall0 = Date.now();
     const t0 = hrMs();
-    const exe = launcher === 'weft' ? [WEFT] : launcher === 'bundle' ? [NODE, BUNDLE] : [NODE, '--disable-warning=ExperimentalWarning', MAIN];
+    // 'weft' is the command bin/weft execs for `agent` with a fresh bundle (checked at start). Not
+    // bin/weft itself: in a shared tree any edit to a source file makes it fall back to the sources.
+    const exe = launcher === 'weft' ? [NODE, ...WEFT_AGENT_FLAGS, BUNDLE] : launcher === 'bundle' ? [NODE, BUNDLE] : [NODE, '--disable-warning=ExperimentalWarning', MAIN];
     const agent = spawn('nsenter', [`--net=/run/netns/${ns}`, ...exe, 'agent',
       '--etcd-endpoints', state.topology.etcd!.clientUrl, '--etcd-api', 'v3', '--etcd-prefix', coldPrefix(size),
       '--subnet-file', join(dir, 'subnet.env'), '--status-socket', sock, '--ip-masq',
@@ -255,8 +257,6 @@ async function coldStart(state: LabState, size: number, launcher: Launcher, roun
     const rssMb = procStatusMb(pid, 'VmRSS');
     const hwmMb = procStatusMb(pid, 'VmHWM');
     const cpuMs = cpuMsOf(pid);
-    const ranBundle = readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('weft.mjs');
-    if (launcher === 'weft' && !ranBundle) log(`  NOTE: bin/weft ran the sources, not the bundle (${staleBecause() ?? 'the bundle was stale at spawn'})`);
     const rssAnon = procStatusMb(pid, 'RssAnon');
     const rssFile = procStatusMb(pid, 'RssFile');
     const scraped = await scrapeLoopMax(ns);
@@ -299,7 +299,7 @@ async function coldStart(state: LabState, size: number, launcher: Launcher, roun
     }
     return {
       size, launcher, round, readyMs, routesMs: routes >= size && size > 0 ? lastRouteAt - t0 : NaN, routesInKernel, rssMb, hwmMb, rssSettledMb, cpuMs, cpuSettleMs,
-      loopMaxMs, loopSource: Number.isFinite(scraped) ? 'metrics' : probe ? 'probe' : 'none', ranBundle, mem, phases,
+      loopMaxMs, loopSource: Number.isFinite(scraped) ? 'metrics' : probe ? 'probe' : 'none', mem, phases,
       errors: status?.errors.map((e) => e.message) ?? [],
     };
   } finally {
@@ -480,6 +480,8 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error(`${TAG} needs root (it creates network namespaces)`);
   const stale = launchers.some((l) => l !== 'source') ? staleBecause() : undefined;
   if (stale) throw new Error(`${stale}: bin/weft would run the sources, not the bundle. Run \`npm run build:native\` first`);
+  const launcher = readFileSync(WEFT, 'utf8');
+  if (!launcher.includes(`exec "$node" ${WEFT_AGENT_FLAGS.join(' ')} "$bundle"`)) throw new Error(`${WEFT} no longer starts the agent as node ${WEFT_AGENT_FLAGS.join(' ')} build/weft.mjs: update WEFT_AGENT_FLAGS in ${SELF}`);
   log(`${TAG}: agent flags: --lock-file ${HAS_LOCK_FILE ? 'yes' : 'no (several agents share the default lock)'}, --healthz-port ${HAS_HEALTHZ ? 'yes' : 'no (the event loop from the probe)'}`);
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const loadBefore = loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -554,7 +556,6 @@ async function main(): Promise<number> {
     '',
     coldTable(cold),
     '',
-    ...(cold.some((r) => r.launcher === 'weft' && !r.ranBundle) ? [`Note: in ${cold.filter((r) => r.launcher === 'weft' && !r.ranBundle).length} of the bin/weft runs a source file was newer than the bundle (others were editing the tree), so bin/weft ran the sources.`, ''] : []),
     'Against the figures before (BENCHMARKS.md of 2026-11-27: the etcd3 gRPC client, a TimeToLive call per lease, three listings at start; "bin/weft agent" is compared with the bundle as it was launched then):',
     '',
     beforeTable(cold),
