@@ -3,36 +3,17 @@
 import type { Logger } from '../log/logger.ts';
 import type { Rtnetlink } from '../netlink/index.ts';
 import { cidrContains, maskToNetwork, parseAddressWithPrefix, parseCidr } from '../net/cidr.ts';
-import { createBackend, removeRoutesOutside } from '../dataplane/index.ts';
+import { createBackend, removeRoutesOutside, removeUnusedBackendDevices } from '../dataplane/index.ts';
 import { selectExternalInterface, type ExternalInterface, type InterfaceCriteria } from './interface.ts';
 import type { NodeKernel } from './runtime.ts';
-
-const VXLAN_DEVICE = /^flannel\.(\d+)$/;
-
-/** The vxlan device a backend section uses (flannel.<VNI>), or undefined for one without a device. */
-export function deviceOf(section: Readonly<Record<string, unknown>>): string | undefined {
-  const type = String(section.Type ?? section.type ?? 'vxlan').toLowerCase();
-  if (type !== 'vxlan' && type !== 'auto') return undefined;
-  const vni = section.VNI ?? section.vni;
-  return `flannel.${typeof vni === 'number' && vni > 0 ? vni : 1}`;
-}
 
 export function rtnetlinkKernel(nl: Rtnetlink, criteria: InterfaceCriteria, log: Logger): NodeKernel {
   return {
     externalInterface: () => selectExternalInterface({ links: nl.listLinks(), addresses: nl.listAddresses(), routes: nl.listRoutes() }, criteria),
     createBackend: (section, ext: ExternalInterface, network) => createBackend(nl,
       { underlayInterface: ext.name, underlayIndex: ext.index, underlayMtu: ext.mtu, publicIp: ext.publicIp }, section, { network, log }),
-    removeRoutesOutside: (networks) => removeRoutesOutside(nl, networks),
-    removeUnusedDevices(section) {
-      const keep = deviceOf(section);
-      const removed: string[] = [];
-      for (const link of nl.listLinks()) {
-        if (link.kind !== 'vxlan' || !VXLAN_DEVICE.test(link.name) || link.name === keep) continue;
-        nl.deleteLink(link.index);
-        removed.push(link.name);
-      }
-      return removed;
-    },
+    removeRoutesOutside: (networks) => removeRoutesOutside(nl, networks, log),
+    removeUnusedDevices: (section) => removeUnusedBackendDevices(nl, section, log),
     removeStaleBridgeAddress(previousNetworks, subnet) {
       const bridge = nl.getLink('cni0');
       if (!bridge) return [];

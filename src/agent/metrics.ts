@@ -2,7 +2,7 @@
 // registry per agent (never prom-client's global one, so tests and several runtimes in one
 // process don't collide), and no default process collectors beyond what an operator needs:
 // each collector costs memory and CPU on every scrape.
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { PHASES, type Phase } from './readiness.ts';
 
@@ -32,7 +32,7 @@ export class AgentMetrics {
   readonly #cniSeconds: Histogram;
   readonly #storeErrors: Counter;
   readonly #problems: Gauge;
-  readonly #loop: IntervalHistogram;
+  readonly #loop: ReturnType<typeof monitorEventLoopDelay>;
 
   constructor(o: AgentMetricsOptions) {
     const registers = [this.registry];

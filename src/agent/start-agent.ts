@@ -33,7 +33,9 @@ export interface StartAgentExtras {
 
 export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: ControlPlane, extras: StartAgentExtras = {}): Promise<RunningAgent> {
   const lock = acquireNodeLock(opts.lockFile);
-  const metrics = new AgentMetrics({ version: extras.version ?? 'unknown', mode: controlPlane.mode });
+  // The CNI server starts once the node is programmed; the metric reads its usage from then on.
+  let ipamUsage: (() => { used: number; free: number } | undefined) | undefined;
+  const metrics = new AgentMetrics({ version: extras.version ?? 'unknown', mode: controlPlane.mode, ipamUsage: () => ipamUsage?.() });
   let nl: Rtnetlink;
   try {
     nl = Rtnetlink.open();
@@ -50,7 +52,11 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
     metrics,
     log,
     ...(opts.cniSocket === '' ? {} : {
-      startCni: () => startAgentCniServer(opts.cniSocket, log, (r) => metrics.cniRequest(r.verb, r.result, r.seconds)),
+      startCni: async () => {
+        const cni = await startAgentCniServer(opts.cniSocket, log, (r) => metrics.cniRequest(r.verb, r.result, r.seconds));
+        ipamUsage = cni.usage;
+        return cni;
+      },
     }),
     reconcileMs: opts.reconcileSeconds * 1000,
     firewallResyncMs: opts.iptablesResyncSeconds * 1000,

@@ -78,7 +78,8 @@ export function registerAgent(program: Command, version: string): void {
   }
   agent.action(async (flags: Record<string, string | string[] | boolean>) => {
     const { resolveAgentOptions } = await import('../agent/options.ts');
-    const { startAgent } = await import('../agent/agent.ts');
+    const { startAgent } = await import('../agent/start-agent.ts');
+    const { createControlPlane } = await import('../modes/index.ts');
     const raw: RawOptions = {};
     // commander names each value after its flag (--subnet-lease-ttl → subnetLeaseTtl).
     const attribute = (flag: string): string => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -94,7 +95,7 @@ export function registerAgent(program: Command, version: string): void {
       throw e;
     }
     const log = createLogger({ name: 'weft-agent', level: options.logLevel, format: options.logFormat });
-    const running = await startAgent(options, log);
+    const running = await startAgent(options, log, createControlPlane('etcd', options, log), { version });
     const stop = (signal: string): void => {
       log.info({ signal }, 'weft agent stopping (the data plane stays as it is)');
       void running.stop().then(() => process.exit(0));
@@ -104,6 +105,8 @@ export function registerAgent(program: Command, version: string): void {
     const reason = await running.done;
     if (reason.message !== 'stopped') {
       log.error({ err: reason.message }, 'weft agent failed');
+      // A WeftError is the operator's to fix: main prints its one line on stderr and exits 1.
+      if (isWeftError(reason)) throw reason;
       process.exit(1);
     }
   });
