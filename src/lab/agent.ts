@@ -55,10 +55,15 @@ export async function agentStatus(files: NodeFiles): Promise<AgentStatus | undef
   }
 }
 
-/** Ready for pods: subnet.env written and the agent says ready (what `weft status --json` shows). */
+/**
+ * Ready for pods: subnet.env written and the node programmed. That is the agent's `ready`, or
+ * `degraded` (programmed, but some peer unreachable, say host-gw across zones): the lab comes
+ * up either way and `lab status`/`lab check` show what does not work.
+ */
 export async function agentReady(files: NodeFiles): Promise<boolean> {
   if (!(await exists(files.subnetEnv))) return false;
-  return (await agentStatus(files))?.ready === true;
+  const phase = (await agentStatus(files))?.phase;
+  return phase === 'ready' || phase === 'degraded';
 }
 
 /** The lease a ready agent reports, in the lab's terms. */

@@ -9,7 +9,7 @@ import type {
 } from '../../agent/control-plane.ts';
 import { findOwnLeases } from '../../lease/acquire.ts';
 import { LeaseManager, type HeldLease } from '../../lease/manager.ts';
-import { loadNetworkConfig, parseNetworkConfig, type NetworkConfig } from '../../lease/network-config.ts';
+import { configNotFoundMessage, parseNetworkConfig, type NetworkConfig } from '../../lease/network-config.ts';
 import type { OpenedLeaseStore, OpenLeaseStoreOptions } from '../../lease/open-store.ts';
 import type { PeerChange, PeerLease, PeerWatch } from '../../lease/peers.ts';
 import type { LeaseListing, LeaseStore } from '../../lease/store.ts';
@@ -86,19 +86,25 @@ export class EtcdControlPlane implements ControlPlane {
 
   async open(events: ControlPlaneEvents): Promise<ClusterConfig> {
     this.#events = events;
-    this.#store = await this.#untilReady('waiting-for-store', () => this.#o.openStore());
+    this.#store = await this.#untilReady(() => 'waiting-for-store', () => this.#o.openStore());
     const selection = this.#store.selection;
     if (selection) this.#o.log.info({ api: selection.api, why: selection.reason }, 'etcd API chosen');
-    this.#config = await this.#untilReady('waiting-for-config', async () => {
-      const config = await loadNetworkConfig(this.#store!, this.#o.prefix);
-      this.#configText = await this.#store!.getConfig();
-      return config;
+    const store = this.#store;
+    let storeAnswered = false;
+    // An unreachable store is still "waiting for the store", even though opening it was lazy.
+    this.#config = await this.#untilReady(() => (storeAnswered ? 'waiting-for-config' : 'waiting-for-store'), async () => {
+      storeAnswered = false;
+      const text = await store.getConfig();
+      storeAnswered = true;
+      if (text === null) throw new WeftError('WEFT_NOT_READY', configNotFoundMessage(store.kind, this.#o.prefix));
+      this.#configText = text;
+      return parseNetworkConfig(text);
     });
     return clusterConfigOf(this.#config);
   }
 
   /** Retries attempt while the store is not ready, reporting each new reason once. */
-  async #untilReady<T>(phase: 'waiting-for-store' | 'waiting-for-config', attempt: () => Promise<T>): Promise<T> {
+  async #untilReady<T>(phaseNow: () => 'waiting-for-store' | 'waiting-for-config', attempt: () => Promise<T>): Promise<T> {
     const delayMs = this.#o.retryDelayMs ?? 1000;
     let last = '';
     for (;;) {
@@ -106,6 +112,7 @@ export class EtcdControlPlane implements ControlPlane {
         return await attempt();
       } catch (e) {
         if (!isWeftError(e, 'WEFT_NOT_READY') || this.#stopped) throw e;
+        const phase = phaseNow();
         // gRPC and some servers put a timestamp into messages: compare without it.
         const reason = e.message.replace(/\(?\d{4}-\d\d-\d\dT[\d:.]+Z\)?/g, '').trim();
         if (reason !== last) this.#o.log.warn({ err: e.message }, `${phase}: not ready yet; retrying every ${delayMs / 1000}s`);
