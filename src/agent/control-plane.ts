@@ -10,7 +10,8 @@
 // - acquire() returns ranges inside config.network; the same announcement after a restart
 //   gets the same ranges back while they are free.
 // - start() resolves once the first peer snapshot was delivered. From then on: onPeers with
-//   the whole valid peer set (never this node) plus what was rejected and why; onRanges(null)
+//   the whole valid peer set (never this node) plus what was rejected and why (the mode logs
+//   each refusal once; the runtime shows the current set in the status); onRanges(null)
 //   when the ranges are lost, and onRanges(ranges) when they are regained, moved or renewed;
 //   onConfig when the cluster config changes.
 // - No callback is called after stop() resolves.

@@ -27,7 +27,10 @@ export function renderStatus(s: AgentStatus): string {
   ];
   if (s.peers.length === 0) lines.push('no peers');
   else lines.push(table([['PEER SUBNET', 'PUBLIC IP', 'BACKEND', 'PATH', 'ERROR'], ...s.peers.map((p) => [p.subnets.join(',') || p.subnet, p.publicIp, p.backendType, p.path, p.error ?? ''])]));
-  if (s.rejected.length > 0) lines.push('', 'refused peers:', ...s.rejected.map((r) => `  ${r.key}: ${r.reason}`));
+  if (s.rejected.length > 0) {
+    lines.push('', 'refused peers:', ...s.rejected.map((r) => `  ${r.key}: ${r.reason}`));
+    if (s.rejectedCount > s.rejected.length) lines.push(`  ... and ${s.rejectedCount - s.rejected.length} more`);
+  }
   if (s.errors.length > 0) {
     lines.push('', 'problems (most recent first):', ...s.errors.map((e) => `  ${e.lastSeen}  ${e.message}${e.count > 1 ? ` (seen ${e.count} times since ${e.firstSeen})` : ''}`));
   }

@@ -150,7 +150,7 @@ test('subnet.env on a read-only filesystem: no crash, not ready with the reason;
   assert.deepEqual(h.files.written, ['10.16.0.0/16 10.16.6.0/24 1450']);
 });
 
-test('an unreachable peer makes the node degraded and says which; a refused peer is one problem, not one per snapshot', async (t) => {
+test('an unreachable peer makes the node degraded and says which; refused peers are shown, never crowd the problem log', async (t) => {
   const h = harness();
   t.after(() => h.runtime.stop());
   await h.runtime.run();
@@ -164,8 +164,8 @@ test('an unreachable peer makes the node degraded and says which; a refused peer
   assert.equal(s.peers[0]?.path, 'unreachable');
   assert.match(s.peers[0]?.error ?? '', /VNI 2/);
   assert.deepEqual(s.rejected, rejected);
-  const refusals = s.errors.filter((e) => e.key === 'peer subnets/10.200.0.0-24');
-  assert.equal(refusals.length, 1);
+  assert.equal(s.rejectedCount, 1);
+  assert.equal(s.errors.filter((e) => e.key === 'peer subnets/10.200.0.0-24').length, 0);
   const peerErrors = s.errors.filter((e) => e.key === 'peer subnets/10.16.7.0-24');
   assert.equal(peerErrors.length, 1);
   assert.equal(peerErrors[0]?.count, 30);
@@ -196,6 +196,19 @@ test('a backend change is applied live: the new one is built and announced, unus
   assert.equal(h.files.written.at(-1), '10.16.0.0/16 10.16.5.0/24 1500');
   assert.equal(h.runtime.status().backend, 'host-gw');
   assert.equal(h.runtime.status().ready, true);
+});
+
+test('thousands of refused peers: the status shows the first 100 and the count, and a lease revocation stays in the problem log', async (t) => {
+  const h = harness();
+  t.after(() => h.runtime.stop());
+  await h.runtime.run();
+  h.cp.events.onRanges(null, 'lease 10.16.5.0/24 revoked (deleted): its key was deleted');
+  const rejected = Array.from({ length: 5000 }, (_, i) => ({ key: `subnets/10.${200 + (i >> 8)}.${i & 255}.0-24`, reason: 'outside the Network' }));
+  h.cp.events.onPeers({ peers: [], rejected });
+  const s = h.runtime.status();
+  assert.equal(s.rejected.length, 100);
+  assert.equal(s.rejectedCount, 5000);
+  assert.ok(s.errors.some((e) => /revoked/.test(e.message)));
 });
 
 test('a backend change whose announcement fails keeps the old backend', async (t) => {

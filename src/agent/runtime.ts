@@ -8,7 +8,7 @@
 import type { Logger } from '../log/logger.ts';
 import type { Backend, Peer, PeerPath, ReconcileReport } from '../dataplane/index.ts';
 import type {
-  Announcement, ClusterConfig, ControlPlane, ControlPlaneEvents, NodeRanges, PeerSnapshot, RejectedPeer,
+  Announcement, ClusterConfig, ControlPlane, ControlPlaneEvents, NodeRanges, PeerSnapshot,
 } from './control-plane.ts';
 import type { ExternalInterface } from './interface.ts';
 import type { AgentMetrics } from './metrics.ts';
@@ -76,6 +76,9 @@ interface Programmed {
   subnet: string;
 }
 
+/** A store full of garbage must not make the status answer huge: the first ones, and the count. */
+const MAX_REJECTED_SHOWN = 100;
+
 export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
   const now = d.now ?? Date.now;
   const problems = new ProblemLog(50, now);
@@ -92,7 +95,6 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
   let stopped = false;
   const timers: ReturnType<typeof setInterval>[] = [];
   let cni: { stop(): Promise<void> } | undefined;
-  const announcedRejections = new Set<string>();
 
   const problem = (key: string, message: string, level: 'warn' | 'error' = 'warn'): void => {
     if (problems.note(key, message)) d.log[level]({ about: key }, message);
@@ -101,9 +103,9 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
 
   const events: ControlPlaneEvents = {
     onPhase: (phase, reason) => readiness.phase(phase, reason),
+    // Refused peers are the mode's to log (once each); the runtime shows them in the status.
     onPeers: (snapshot) => {
       peers = snapshot;
-      noteRejections(snapshot.rejected);
       reconcile();
     },
     onRanges: (ranges, why) => void onRanges(ranges, why),
@@ -117,18 +119,6 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
       if (key === 'lease-renewal') checkLease();
     },
   };
-
-  function noteRejections(rejected: readonly RejectedPeer[]): void {
-    for (const r of rejected) {
-      const id = `${r.key}\n${r.reason}`;
-      if (announcedRejections.has(id)) continue;
-      announcedRejections.add(id);
-      problem(`peer ${r.key}`, `refused peer ${r.key}: ${r.reason}`);
-    }
-    // Forget what is no longer rejected, so the set stays as small as the rejections are.
-    const current = new Set(rejected.map((r) => `${r.key}\n${r.reason}`));
-    for (const id of announcedRejections) if (!current.has(id)) announcedRejections.delete(id);
-  }
 
   /** The lease must be held and unexpired: otherwise this node's pods may collide with another's. */
   function checkLease(): void {
@@ -352,7 +342,8 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
       network: config?.network ?? null,
       mtu: s?.mtu ?? null,
       peers: (peers.peers as readonly Peer[]).map(peerStatus),
-      rejected: [...peers.rejected],
+      rejected: peers.rejected.slice(0, MAX_REJECTED_SHOWN),
+      rejectedCount: peers.rejected.length,
       lastSync,
       errors: problems.list(),
     };

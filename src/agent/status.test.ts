@@ -15,7 +15,7 @@ const sample: AgentStatus = {
   lease: { subnet: '10.16.85.0/24', subnets: ['10.16.85.0/24'], expiresAt: '2026-11-28T12:00:00.000Z', reservation: false, held: true },
   network: '10.16.0.0/16', mtu: 1450,
   peers: [{ id: 'subnets/10.16.9.0-24', subnet: '10.16.9.0/24', subnets: ['10.16.9.0/24'], publicIp: '172.31.2.12', backendType: 'vxlan', path: 'vxlan' }],
-  rejected: [], lastSync: '2026-11-27T12:00:00.000Z', errors: [],
+  rejected: [], rejectedCount: 0, lastSync: '2026-11-27T12:00:00.000Z', errors: [],
 };
 
 test('status is served on a unix socket only its owner can open', async (t) => {

@@ -39,8 +39,9 @@ export interface AgentStatus {
   network: string | null;
   mtu: number | null;
   peers: PeerStatus[];
-  /** Peer announcements refused as invalid, with why. */
+  /** Peer announcements refused as invalid, with why (the first 100). */
   rejected: { key: string; reason: string }[];
+  rejectedCount: number;
   lastSync: string | null;
   /** One entry per distinct problem, most recently seen first. */
   errors: Problem[];

@@ -79,7 +79,7 @@ test('leaseOf reads the agent status fields the lab records', () => {
     node: 'h', mode: 'etcd', phase: 'ready', ready: true, reasons: [], publicIp: '172.31.1.11', interface: 'eth0', backend: 'vxlan',
     store: { kind: 'etcd-v3', endpoints: [], prefix: '/p' },
     lease: { subnet: '10.16.9.0/24', subnets: ['10.16.9.0/24'], expiresAt: null, reservation: false, held: true },
-    network: '10.16.0.0/16', mtu: 1450, peers: [], rejected: [], lastSync: null, errors: [],
+    network: '10.16.0.0/16', mtu: 1450, peers: [], rejected: [], rejectedCount: 0, lastSync: null, errors: [],
   };
   assert.deepEqual(leaseOf(status), { subnet: '10.16.9.0/24', gateway: '10.16.9.1', backend: 'vxlan', publicIp: '172.31.1.11' });
   assert.equal(leaseOf({ ...status, lease: null }), undefined);

@@ -355,9 +355,12 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
         this.#emit('conflict', { lease, value: stored.value });
       }
     }
-    if (stored.expiresAt !== lease.expiresAt) {
-      if (stored.expiresAt === null) this.#log.info({ key: lease.key }, `lease ${describeSubnets(lease.subnets)} became a reservation`);
-      lease.expiresAt = stored.expiresAt;
+    // A key with a TTL whose expiry the store did not look up says nothing about our expiry:
+    // only a key without a TTL is a reservation.
+    const expiresAt = stored.hasTtl ? stored.expiresAt ?? lease.expiresAt : null;
+    if (expiresAt !== lease.expiresAt) {
+      if (expiresAt === null) this.#log.info({ key: lease.key }, `lease ${describeSubnets(lease.subnets)} became a reservation`);
+      lease.expiresAt = expiresAt;
       this.#scheduleRenew(gen);
     }
   }
