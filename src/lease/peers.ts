@@ -1,6 +1,6 @@
 // The other nodes' leases, kept current: list, then watch from the listing's revision; when the
 // store cannot continue (compaction, v2 "event index cleared") list again and diff the snapshot
-// against what we had (flannel.md §1.8). Every change hands the data plane the whole peer set
+// against what we had (docs/flannel-compat.md §1.8). Every change hands the data plane the whole peer set
 // (it reconciles against that) plus the delta (for logs). This node's own subnet is never a
 // peer. Every lease is untrusted (anyone who can write to etcd writes one), so a lease is
 // refused, not handed over, when it is not one (a key that is not a subnet, a value that is not
