@@ -1,4 +1,4 @@
-// Lease acquisition (flannel.md §1.6), as policy over any LeaseStore. One attempt:
+// Lease acquisition (docs/flannel-compat.md §1.6), as policy over any LeaseStore. One attempt:
 //   1. list every lease;
 //   2. a lease whose public IP is ours and that still fits the config is ours again: rewrite
 //      it with a fresh TTL (a reservation stays a reservation); one that no longer fits is
