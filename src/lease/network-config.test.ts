@@ -17,7 +17,7 @@ function rejects(json: string, pattern: RegExp, code: 'WEFT_INVALID_CONFIG' | 'W
   });
 }
 
-describe('network config: the examples of flannel.md §1.3', () => {
+describe('network config: the examples flannel documents (docs/flannel-compat.md §1.3)', () => {
   it('reads {"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}} with every default', () => {
     const c = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
     assert.deepEqual(range(c.ipv4), ['10.244.0.0/16', '24', '10.244.1.0/24', '10.244.255.0/24']);
