@@ -1,4 +1,4 @@
-// The cluster-wide network config at <prefix>/config (flannel.md §1.3), parsed with flannel's
+// The cluster-wide network config at <prefix>/config (docs/flannel-compat.md §1.3), parsed with flannel's
 // semantics so that a config written for flanneld means the same to weft:
 //   - keys match case-insensitively ("network" = "Network"); when two spellings of one key
 //     appear, the later one wins; null leaves the default; unknown keys are ignored (and
@@ -125,7 +125,7 @@ function getNetwork(fields: Map<string, unknown>, key: string, family: IpFamily,
   return network;
 }
 
-/** flannel's defaults and limits per family (§1.3); returns the normalised range. */
+/** flannel's defaults and limits per family (docs/flannel-compat.md §1.3); returns the normalised range. */
 function subnetRange(fields: Map<string, unknown>, family: IpFamily, network: Cidr): SubnetRange {
   const v6 = family === 6;
   const names = v6
@@ -247,7 +247,7 @@ export function configKeyPath(prefix: string): string {
 /**
  * Reads and parses the config. A missing key is WEFT_NOT_READY (the agent retries, as flanneld
  * does every second), with the most common cause named: the config was written with the other
- * etcd API, whose keyspace is separate (flannel.md §1.1, §8 item 4).
+ * etcd API, whose keyspace is separate (docs/flannel-compat.md §1.1 and §7).
  */
 export async function loadNetworkConfig(store: LeaseStore, prefix = DEFAULT_ETCD_PREFIX): Promise<NetworkConfig> {
   const text = await store.getConfig();
