@@ -1,4 +1,4 @@
-// LeaseManager: this node's subnet lease over any LeaseStore (flannel.md §1.5–§1.8).
+// LeaseManager: this node's subnet lease over any LeaseStore (docs/flannel-compat.md §1.5–§1.8).
 //   acquire()  – flannel's acquisition (src/lease/acquire.ts).
 //   start()    – keeps the lease: renews at expiry − margin, retries every retryInterval on
 //                failure (a failure is logged, never thrown), and watches our own key.
