@@ -1,4 +1,4 @@
-// A lease as flannel stores it (flannel.md §1.2, §1.4): the subnet lives only in the key
+// A lease as flannel stores it (docs/flannel-compat.md §1.2, §1.4): the subnet lives only in the key
 // ("subnets/10.16.85.0-24", dual stack "subnets/10.244.1.0-24&2001:cafe:42:1::-64"), the rest in
 // a JSON value whose field names and order are flannel's:
 //   {"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}
