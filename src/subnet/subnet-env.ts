@@ -1,4 +1,4 @@
-// flannel's subnet.env (flannel.md §2 and §6.1): the contract between a node agent (weft's or
+// flannel's subnet.env (docs/flannel-compat.md §2 and §6.1): the contract between a node agent (weft's or
 // flanneld) and the CNI plugin (weft's or flannel's). Parsed exactly as flannel's plugin does:
 // line by line, split at the first "=", no quoting or comments; SUBNET values are masked back
 // to their network; FLANNEL_MTU and FLANNEL_IPMASQ are always required.
