@@ -1,4 +1,4 @@
-// The agent's masquerade and forward rules (flannel.md §4): installed once the lease is known,
+// The agent's masquerade and forward rules (docs/flannel-compat.md §4): installed once the lease is known,
 // re-checked every --iptables-resync seconds, rewritten whole when the lease changes. The
 // backend is nftables when the network config says EnableNFTables (as flanneld), else
 // whichever the host uses (src/firewall/detect.ts).
