@@ -1,4 +1,4 @@
-// flanneld's choice of the external interface and public IP (flannel.md §3.1): each --iface
+// flanneld's choice of the external interface and public IP (docs/flannel-compat.md §3.1): each --iface
 // (a name or an address) in order, then each --iface-regex (matched against addresses, then
 // names), else the interface of the default route. The public IP is --public-ip, else the
 // interface's first IPv4 address.
