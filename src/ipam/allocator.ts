@@ -1,4 +1,4 @@
-// host-local IPAM semantics (research cni.md §2.2) over the shared on-disk store: one address
+// host-local IPAM semantics (docs/cni-spec-notes.md §2.2) over the shared on-disk store: one address
 // per range set, round-robin from the last reserved address, requested addresses honoured when
 // free. Deliberate differences from host-local, each safer and invisible to a correct caller:
 //   - the whole ADD (every range set, and any rollback) runs under one hold of the lock, so no
