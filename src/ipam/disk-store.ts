@@ -1,4 +1,4 @@
-// host-local's on-disk store, byte for byte (research cni.md §2.2), so a node moving from
+// host-local's on-disk store, byte for byte (docs/cni-spec-notes.md §2.2), so a node moving from
 // flannel/host-local keeps its pods' addresses and both plugins can share one store:
 //
 //   <dataDir>/<network>/                 directory, 0755
