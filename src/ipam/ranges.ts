@@ -2,7 +2,7 @@
 // allocated per range set, so [[v4 ranges], [v6 ranges]] is dual stack. This module turns the
 // JSON into validated, defaulted ranges and defines the order in which addresses are tried.
 //
-// Defaults follow host-local (research cni.md §2.2): gateway = network+1, rangeStart = network+1
+// Defaults follow host-local (docs/cni-spec-notes.md §2.2): gateway = network+1, rangeStart = network+1
 // (the gateway is skipped while allocating), rangeEnd = broadcast-1 for IPv4, last address for
 // IPv6. Weft is stricter than host-local in a few places, each of which would otherwise hand out
 // an address that breaks the pod or its neighbours:
