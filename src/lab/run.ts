@@ -1,6 +1,6 @@
 // Child-process helpers. Everything the lab does to the kernel goes through iproute2,
 // nsenter or a CNI plugin run as a child: Node has no per-thread setns, and switching the
-// event-loop thread's namespace would affect every concurrent task (research style.md §11).
+// event-loop thread's namespace would affect every concurrent task (docs/cni-spec-notes.md §3.3).
 import { spawn } from 'node:child_process';
 import { WeftError } from '../errors.ts';
 
