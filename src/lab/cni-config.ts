@@ -1,5 +1,5 @@
 // What the lab writes for each node: flannel's subnet.env and the node's CNI conflist, and
-// the per-plugin stdin a runtime derives from that conflist (cni.md §1.5).
+// the per-plugin stdin a runtime derives from that conflist (docs/cni-spec-notes.md §1.5).
 import type { NodeSubnet } from './topology.ts';
 import { CLUSTER_NETWORK, POD_MTU } from './topology.ts';
 import type { NodeFiles } from './paths.ts';
