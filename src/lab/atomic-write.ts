@@ -1,5 +1,6 @@
-// Write-then-rename, so a reader (or a crash) never sees half a file: the rule for
-// flannel's subnet.env (flannel.md §2) and for the lab's own state file.
+// Write-then-rename, so a reader (or a crash) never sees half a file, as flanneld writes
+// subnet.env (docs/flannel-compat.md §2): for the node conflists and the lab's own state file. subnet.env
+// itself has one writer, writeSubnetEnv in src/subnet/subnet-env.ts.
 import { randomBytes } from 'node:crypto';
 import { chmod, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename } from 'node:path';
