@@ -1,4 +1,4 @@
-// Calls a CNI plugin exactly as a container runtime does (cni.md §1.2–1.3): exec the binary
+// Calls a CNI plugin exactly as a container runtime does (docs/cni-spec-notes.md §1.2–§1.3): exec the binary
 // in the "host" namespace (here: the node's namespace), parameters in CNI_* variables, the
 // derived plugin config on stdin, the result or an error object on stdout.
 import { appendFile } from 'node:fs/promises';
