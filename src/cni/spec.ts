@@ -1,4 +1,4 @@
-// Facts from the CNI specification that the rest of src/cni relies on (../shared/research/cni.md §1).
+// Facts from the CNI specification that the rest of src/cni relies on (docs/cni-spec-notes.md §1).
 
 /** Versions we accept in configs. 0.3.x is what kube-flannel's cni-conf.json says; 0.1/0.2 are gone. */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
@@ -30,7 +30,7 @@ export const versionHasCheck = (v: CniVersion): boolean => compareVersions(v, '0
 /** STATUS and GC exist from 1.1.0 on; interfaces[].mtu too. */
 export const versionHas11 = (v: CniVersion): boolean => compareVersions(v, '1.1.0') >= 0;
 
-/** Error codes of the spec (§1.11), plus weft's own from 100 on. */
+/** Error codes of the spec (docs/cni-spec-notes.md §1.11), plus weft's own from 100 on. */
 export const CniErrorCodes = {
   incompatibleVersion: 1,
   unsupportedField: 2,
