@@ -1,4 +1,4 @@
-// CNI CHECK: small validators over what ADD created and prevResult recorded (cni.md §1.7).
+// CNI CHECK: small validators over what ADD created and prevResult recorded (docs/cni-spec-notes.md §1.7).
 // Each failure names the object and what is wrong with it.
 import { WeftError } from '../errors.ts';
 import type { Rtnetlink } from '../netlink/index.ts';
