@@ -1,5 +1,5 @@
 // The ADD result, built once in a version-neutral shape and rendered per requested version
-// (cni.md §1.9): 0.3.x/0.4.0 put "version" on each IP, 1.1.0 adds interfaces[].mtu.
+// (docs/cni-spec-notes.md §1.9): 0.3.x/0.4.0 put "version" on each IP, 1.1.0 adds interfaces[].mtu.
 import { resultHasIpVersion, versionHas11, type CniVersion } from './spec.ts';
 import type { Dns, Route } from './config.ts';
 
