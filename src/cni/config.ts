@@ -1,5 +1,5 @@
 // The network configuration on stdin, in weft's own form (`"type": "weft"`) or flannel's
-// CNI form (`"type": "flannel"`, cni.md §2.5 and flannel.md §6.1), so the weft plugin
+// CNI form (`"type": "flannel"`, docs/cni-spec-notes.md §2.5 and docs/flannel-compat.md §6.1), so the weft plugin
 // installed under the name `flannel` is a drop-in for kube-flannel's cni-conf.json.
 // Pipeline: decode JSON → check cniVersion → validate against the schema (errors name the
 // field and value) → derive one normalised, frozen PluginConfig.
