@@ -28,7 +28,7 @@ export interface EnsureBridgeOptions {
 }
 
 export function ensureNodeBridge(nl: Rtnetlink, o: EnsureBridgeOptions): NodeBridge {
-  // A fixed MAC, so the bridge does not follow its lowest port's MAC around (cni.md §2.1).
+  // A fixed MAC, so the bridge does not follow its lowest port's MAC around (docs/cni-spec-notes.md §2.1).
   const link = nl.ensureBridge({ name: o.name, mtu: o.mtu, mac: randomMac(), up: true });
   const present = nl.listAddresses({ link: link.index });
   const missing = o.gateways.filter((gw) => !present.some((a) => a.cidr === gw));
