@@ -1,4 +1,4 @@
-// The CNI_* environment of one invocation (cni.md §1.3). Runtimes set every variable, many to
+// The CNI_* environment of one invocation (docs/cni-spec-notes.md §1.3). Runtimes set every variable, many to
 // the empty string, so empty counts as absent. Requirements follow the spec's table.
 import { WeftError } from '../errors.ts';
 import { COMMANDS, ID_PATTERN, interfaceNameProblem, type CniCommand } from './spec.ts';
