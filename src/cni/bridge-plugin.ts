@@ -1,4 +1,4 @@
-// The CNI verbs for weft's bridge network (cni.md §2.1 is the behaviour we match): each verb
+// The CNI verbs for weft's bridge network (docs/cni-spec-notes.md §2.1 is the behaviour we match): each verb
 // reads top to bottom as numbered steps, and ADD pushes an undo for every resource it takes so
 // a failure leaves no address, link or rule behind. Addresses come from an Ipam (src/ipam/ipam.ts)
 // made per request by an injected factory, host-local's disk store by default.
