@@ -13,7 +13,7 @@ export interface PodNetworkPlan {
   routes: Route[];
   mtu: number;
   /**
-   * flannel's rule (flannel.md §6.1): the plugin masquerades a pod's traffic only when the
+   * flannel's rule (docs/flannel-compat.md §6.1): the plugin masquerades a pod's traffic only when the
    * node agent does not (FLANNEL_IPMASQ=false); an explicit ipMasq in the config wins.
    */
   podMasq: boolean;
