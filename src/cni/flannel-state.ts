@@ -1,5 +1,5 @@
 // flannel's CNI plugin saves each container's rendered delegate config as
-// <dataDir>/<containerID> and reads it back on DEL (flannel.md §6.1). weft writes the same
+// <dataDir>/<containerID> and reads it back on DEL (docs/flannel-compat.md §6.1). weft writes the same
 // record in flannel form, so a node that switches back to flannel's plugin can still DEL pods
 // that weft attached (its delegate, bridge + host-local, finds the same address store).
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
