@@ -1,6 +1,6 @@
 // The per-container masquerade chain of the CNI bridge plugin (its `ipMasq: true`), which
 // flannel's CNI plugin turns on when flanneld does not masquerade (FLANNEL_IPMASQ=false).
-// Names and rule text match bridge v1.1.1 (research notes cni.md §2.1), so that pods created by
+// Names and rule text match bridge v1.1.1 (docs/cni-spec-notes.md §2.1), so that pods created by
 // the upstream bridge plugin are torn down correctly by weft and vice versa.
 import { createHash } from 'node:crypto';
 import { formatCidr, hostOf, networkOf, parseCidr, type IpFamily } from './cidr.ts';
