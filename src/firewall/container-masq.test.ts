@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { calcContainerMasqRules, calcContainerMasqTeardown, containerMasqChainName } from './container-masq.ts';
 import { formatSpec } from './iptables-save.ts';
 
-test('chain name is CNI- + sha512(network+containerID), 28 characters (cni.md example)', () => {
+test('chain name is CNI- + sha512(network+containerID), 28 characters (the example in docs/cni-spec-notes.md §2.1)', () => {
   assert.equal(containerMasqChainName('probenet', 'probe-ctr-1'), 'CNI-d7d30e1b6e7b059597f03edc');
   assert.equal(containerMasqChainName('cbr0', 'x'.repeat(64)).length, 28);
   // The plugin hashes the plain concatenation, so these collide there too; kept for compatibility.
