@@ -1,7 +1,7 @@
 // flanneld's masquerade and forward rules (flannel ≥ 0.20 layout), generated as data.
 // Chain names, comments and rule text are flannel's on purpose: a node that switches from
 // flanneld to weft must end up with the same rules, not a second copy beside them.
-// Reference: the research notes on flannel, §4 (pkg/trafficmngr in flannel).
+// Reference: docs/flannel-compat.md §4 (pkg/trafficmngr in flannel).
 import { formatCidr, networkOf, parseCidr, type Cidr, type IpFamily } from './cidr.ts';
 import { WeftError } from '../errors.ts';
 import type { FirewallRules, IptablesChain, IptablesJump, IptablesRuleset, IptablesSpec, NftChain, NftMatch, NftRule, NftTable } from './model.ts';
