@@ -490,7 +490,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     // weft on n1.
     const [m1] = start([n1], vxlan());
     const weftMac = macOf(m1 as Member) as string;
-    // flanneld's device and entries on n2, exactly as flannel.md §3.2 describes.
+    // flanneld's device and entries on n2, exactly as docs/flannel-compat.md §3.2 describes.
     n2.ip('link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'dev', 'eth0', 'local', n2.publicIp, 'dstport', '8472', 'nolearning');
     n2.ip('link', 'set', 'flannel.1', 'mtu', '1450');
     n2.ip('addr', 'add', '10.244.2.0/32', 'dev', 'flannel.1');
