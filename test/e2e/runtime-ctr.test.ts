@@ -1,4 +1,4 @@
-// containerd's `ctr run --cni` (cni.md §3.2) gets its containers' network from the weft plugin,
+// containerd's `ctr run --cni` (docs/cni-spec-notes.md §3.2) gets its containers' network from the weft plugin,
 // with weft's own config (cniVersion 1.0.0) and as `flannel` with kube-flannel's plugin object
 // (0.3.1); each through a `weft cni-server` and through the standalone fallback. ctr differs
 // from podman in ways a plugin must survive: CNI_NETNS is /proc/<pid>/ns/net, CNI_ARGS is empty,
