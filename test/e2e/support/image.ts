@@ -1,4 +1,4 @@
-// A tiny container image, built offline from Debian's busybox-static (cni.md §3.1): the static
+// A tiny container image, built offline from Debian's busybox-static (docs/cni-spec-notes.md §3.1): the static
 // /bin/busybox plus applet symlinks. As a plain rootfs tarball for `podman import`, or as an OCI
 // image-layout archive for `ctr images import`.
 import { createHash } from 'node:crypto';
