@@ -2,7 +2,7 @@
 // against the weft CNI plugin. Everything with a host-side effect happens inside a scratch
 // network namespace that the test creates: the runtime itself runs under
 // `nsenter --net=/run/netns/<scratch>`, so the bridge, veths, routes and ip_forward the plugin
-// sets up land there and never in the root namespace (cni.md §3.1). `ip netns exec` is not
+// sets up land there and never in the root namespace (docs/cni-spec-notes.md §3.1). `ip netns exec` is not
 // used for runtimes because it remounts /sys, which hides the cgroup mounts runc needs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
