@@ -47,7 +47,7 @@ const N = '10.99.0.0/16';
 const P = '10.99.1.0/24';
 const rules: FirewallRules = calcFlannelRules({ network: N, subnet: P, ipv6Network: 'fd00:99::/48', ipv6Subnet: 'fd00:99:0:1::/64' });
 
-// flanneld's rules, written out by hand from flannel.md §4 rather than from the generator.
+// flanneld's rules, written out by hand from docs/flannel-compat.md §4 rather than from the generator.
 const M = '-m comment --comment "flanneld masq"';
 const F = '-m comment --comment "flanneld forward"';
 const IPTABLES_V4 = [
