@@ -1,5 +1,5 @@
 // A real container runtime gets its network from the weft plugin: Debian's podman 4.3.1 with
-// the CNI backend (cni.md §3.1) runs busybox containers on a weft network, with weft's own
+// the CNI backend (docs/cni-spec-notes.md §3.1) runs busybox containers on a weft network, with weft's own
 // config form at cniVersion 1.0.0 and 0.4.0 and with kube-flannel's plugin object (weft
 // installed under the name `flannel`) at 0.3.1; each both through a `weft cni-server` and
 // through the front end's standalone fallback.
@@ -67,7 +67,7 @@ async function mustPodman(s: Pick<Scenario, 'ns' | 'conf'>, args: string[]): Pro
 function containersConf(path: string, networkConfigDir: string, pluginDir: string): void {
   writeFileSync(path, [
     '[containers]',
-    // The sandbox's hard nofile limit is below podman's default (cni.md §3.1).
+    // The sandbox's hard nofile limit is below podman's default (docs/cni-spec-notes.md §3.1).
     'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
     '[network]',
     'network_backend = "cni"',
