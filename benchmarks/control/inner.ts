@@ -40,7 +40,7 @@ export function randomMac(): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
-/** flanneld's lease value (flannel.md §1.4), for a fake peer. */
+/** flanneld's lease value (docs/flannel-compat.md §1.4), for a fake peer. */
 export function leaseValue(publicIp: string): string {
   return JSON.stringify({ PublicIP: publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: randomMac() } });
 }
