@@ -1,5 +1,5 @@
 // The labs bench:dataplane measures: weft's three backends as `weft lab up --store etcd` builds
-// them, and a flannel-equivalent VXLAN built by hand (flannel.md §3.2) in a lab of its own whose
+// them, and a flannel-equivalent VXLAN built by hand (docs/flannel-compat.md §3.2) in a lab of its own whose
 // nodes run no agent (`--store none`: the same CNI plugin and pod subnets planned by the lab), so
 // nothing fights over its routes.
 import { randomBytes } from 'node:crypto';
@@ -87,7 +87,7 @@ const randomMac = (): string => {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 };
 
-/** The exact flanneld --ip-masq rules (flannel.md §4), as iptables-restore --noflush input. */
+/** The exact flanneld --ip-masq rules (docs/flannel-compat.md §4), as iptables-restore --noflush input. */
 export function flannelRules(subnet: string): string {
   const c = (t: string): string => `-m comment --comment "${t}"`;
   return [
@@ -112,7 +112,7 @@ export function flannelRules(subnet: string): string {
 }
 
 /**
- * flanneld's VXLAN data plane, by hand (flannel.md §3.2): flannel.1 (VNI 1, dstport 8472,
+ * flanneld's VXLAN data plane, by hand (docs/flannel-compat.md §3.2): flannel.1 (VNI 1, dstport 8472,
  * nolearning, dev eth0, local = the node's address, MTU eth0 − 50), the lease's network
  * address as /32, and per remote node a permanent neighbour, a permanent self FDB entry and
  * `<subnet> via <subnet .0> dev flannel.1 onlink`; plus flanneld's --ip-masq rules, which
