@@ -21,6 +21,8 @@ import { parseArgs } from 'node:util';
 import { runInner, type InnerResult, type InnerSpec } from './inner.ts';
 import { must } from './exec.ts';
 import { alive } from '../stats.ts';
+import { firstAddressOf, writeSubnetEnv } from '../../src/subnet/subnet-env.ts';
+import { parseCidr } from '../../src/net/cidr.ts';
 import { FIGURES, median, ms, percentile, perRoundTable, summarise, table, writeSection, type Figures, type RoundRow, type VariantSummary } from './report.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -187,7 +189,7 @@ function configFor(variant: VariantName, dir: string): Record<string, unknown> {
   }
   // FLANNEL_IPMASQ=true: the node agent masquerades, so the plugin does not (ipMasq false).
   const subnetFile = join(dir, 'subnet.env');
-  writeFileSync(subnetFile, `FLANNEL_NETWORK=${CLUSTER_NETWORK}\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=${MTU}\nFLANNEL_IPMASQ=true\n`);
+  writeSubnetEnv(subnetFile, { network: parseCidr(CLUSTER_NETWORK), subnet: firstAddressOf(parseCidr(NODE_SUBNET)), mtu: MTU, ipMasq: true });
   return { ...common, type: 'weft', subnetFile, ipam: { type: 'host-local', dataDir: join(dir, 'ipam') } };
 }
 
