@@ -2,7 +2,9 @@
 // leases" into kernel state (routes, neighbours, FDB entries), and knows nothing of etcd: the
 // agent hands it plain peers. Every method is a reconcile: it reads the kernel's actual
 // state, compares with the desired state, and changes only the difference, so calling it on
-// every event and on a timer is safe and a restart never flushes working state.
+// every event and on a timer is safe and a restart never flushes working state. prepare() and
+// attach() are small and synchronous; reconcile() and teardown() can be thousands of netlink
+// requests, so they are asynchronous, yield to the event loop, and are serialized per backend.
 import type { Logger } from '../log/logger.ts';
 import type { Rtnetlink } from '../netlink/index.ts';
 import type { ConfigOrError } from './config-fields.ts';
@@ -86,9 +88,22 @@ export interface Backend {
   prepare(previousData: unknown): PrepareResult;
   /** Binds the device to this node's lease subnet (vxlan: the .0/32 address). Returns the number of kernel changes. */
   attach(subnet: string): number;
-  reconcile(peers: readonly Peer[]): ReconcileReport;
-  /** Removes everything the backend created (explicit uninstall only, never on restart). */
-  teardown(): void;
+  /**
+   * Makes the kernel serve exactly these peers (read actual, diff, apply the difference) and
+   * reports per peer. The pass yields to the event loop between slices of at most 256 netlink
+   * requests (or peers planned), so CNI requests, status and timers are served while thousands of
+   * peers are programmed. Safe to call at any time, also while a pass runs: passes never overlap
+   * on one backend; a call made during a pass waits for ONE more pass, which runs with the peers
+   * of the newest such call, and every call made meanwhile resolves with that pass's report (its
+   * peers were applied, or superseded by newer ones). Rejects when the pass itself fails (a dump
+   * refused, the socket broken); a request the kernel refuses is an entry of `errors` instead.
+   */
+  reconcile(peers: readonly Peer[]): Promise<ReconcileReport>;
+  /**
+   * Removes everything the backend created (explicit uninstall only, never on restart), after
+   * any pass running or queued; a reconcile called later runs after it.
+   */
+  teardown(): Promise<void>;
 }
 
 /** What createBackend hands a backend besides its own config. */

@@ -241,23 +241,44 @@ function peerAddress(peer: Peer, network: Cidr, ctx: PlanContext): { ip: string 
 
 /** The desired kernel state for peers, with each peer's path (by id) and what could not be planned. */
 export function planPeers(peers: readonly Peer[], ctx: PlanContext): Plan {
-  const plan: Plan = {
+  const planner = new PeerPlanner(ctx);
+  for (const peer of peers) planner.add(peer);
+  return planner.plan;
+}
+
+/**
+ * planPeers one peer at a time, so that a caller can yield to the event loop between peers;
+ * peers are decided in the order added (the first claimant of a subnet or a VtepMAC wins).
+ */
+export class PeerPlanner {
+  readonly plan: Plan = {
     desired: { routes: new Map(), neighbours: new Map(), fdb: new Map() },
     paths: new Map(),
     errors: [],
     warnings: [],
   };
-  const serves = SERVES[ctx.mode];
-  const network = ctx.network === undefined ? undefined : parseNetwork(ctx.network);
-  const table = new RouteIndex(ctx.routes);
-  const fdbOwner = new Map<string, string>();
+  private readonly ctx: PlanContext;
+  private readonly serves: string;
+  private readonly network: Cidr | string | undefined;
+  private readonly table: RouteIndex;
+  /** VtepMACs some peer already announced: one MAC leads to one node. */
+  private readonly fdbOwner = new Map<string, string>();
   /** Subnets some peer already claimed (programmed or not): a second claimant is refused. */
-  const claimed = new Map<string, string>();
-  for (const peer of peers) {
+  private readonly claimed = new Map<string, string>();
+
+  constructor(ctx: PlanContext) {
+    this.ctx = ctx;
+    this.serves = SERVES[ctx.mode];
+    this.network = ctx.network === undefined ? undefined : parseNetwork(ctx.network);
+    this.table = new RouteIndex(ctx.routes);
+  }
+
+  add(peer: Peer): void {
+    const { plan, ctx, serves, network, table, fdbOwner, claimed } = this;
     const first = peer.subnets[0] ?? '';
     if (plan.paths.has(peer.id)) {
       plan.errors.push({ peer: peer.id, subnet: first, error: `another peer has the same id ${JSON.stringify(peer.id)}; this duplicate is skipped` });
-      continue;
+      return;
     }
     const fail = (error: string, subnet = first): void => {
       plan.errors.push({ peer: peer.id, subnet, error });
@@ -265,33 +286,33 @@ export function planPeers(peers: readonly Peer[], ctx: PlanContext): Plan {
     };
     if (typeof network !== 'object') {
       fail(`this backend was set up without a valid cluster Network${typeof network === 'string' ? ` (${network})` : ''}: no peer is routed without one`);
-      continue;
+      return;
     }
     const subnets = peerSubnets(peer, network, ctx, table);
     if (subnets === 'own') {
       plan.warnings.push({ peer: peer.id, subnet: first, warning: 'ignored: this is our own lease subnet' });
       plan.paths.set(peer.id, 'ignored');
-      continue;
+      return;
     }
     if (!Array.isArray(subnets)) {
       fail(subnets.error, subnets.subnet);
-      continue;
+      return;
     }
     const taken = subnets.find((s) => claimed.has(s.dst));
     if (taken) {
       fail(`another peer (${claimed.get(taken.dst)}) already has subnet ${taken.dst}; this duplicate is skipped`, taken.dst);
-      continue;
+      return;
     }
     for (const s of subnets) claimed.set(s.dst, peer.id);
     if (peer.backendType !== serves) {
       plan.warnings.push({ peer: peer.id, subnet: first, warning: `ignored: the peer's BackendType is "${peer.backendType}", this node serves "${serves}" peers only` });
       plan.paths.set(peer.id, 'ignored');
-      continue;
+      return;
     }
     const address = peerAddress(peer, network, ctx);
     if ('error' in address) {
       fail(address.error);
-      continue;
+      return;
     }
     const peerIp = address.ip;
     const direct = table.directlyReachable(ctx.underlayIndex, peerIp);
@@ -299,26 +320,26 @@ export function planPeers(peers: readonly Peer[], ctx: PlanContext): Plan {
       if (!direct) {
         const via = ctx.underlayName ?? `link #${ctx.underlayIndex}`;
         fail(`host-gw cannot reach ${peerIp}: it is not on a subnet directly connected to ${via}, and host-gw needs every node on one L2 segment (use the vxlan or auto backend)`);
-        continue;
+        return;
       }
       for (const { dst } of subnets) plan.desired.routes.set(dst, { dst, gateway: peerIp, oif: ctx.underlayIndex, onlink: false, peer: peer.id });
       plan.paths.set(peer.id, 'direct');
-      continue;
+      return;
     }
     if (ctx.deviceIndex === undefined || !ctx.decodeTunnel) throw new WeftError('WEFT_INTERNAL', 'planPeers: vxlan mode needs deviceIndex and decodeTunnel');
     const tunnel = ctx.decodeTunnel(peer.backendData);
     if (typeof tunnel === 'string') {
       fail(tunnel);
-      continue;
+      return;
     }
     if (tunnel.vni !== undefined && ctx.vni !== undefined && tunnel.vni !== ctx.vni) {
       fail(`the peer announces VNI ${tunnel.vni} but this node uses VNI ${ctx.vni}: its traffic would be dropped, so it is not programmed until both agree (the config's Backend.VNI)`);
-      continue;
+      return;
     }
     const other = fdbOwner.get(tunnel.mac);
     if (other !== undefined) {
       fail(`VtepMAC ${tunnel.mac} is also announced by ${other}; one MAC can lead to one node only`);
-      continue;
+      return;
     }
     fdbOwner.set(tunnel.mac, peer.id);
     // One neighbour and one FDB entry per peer; every subnet of the peer is routed via the
@@ -332,7 +353,6 @@ export function planPeers(peers: readonly Peer[], ctx: PlanContext): Plan {
     for (const { dst } of subnets) plan.desired.routes.set(dst, { dst, gateway, oif: ctx.deviceIndex, onlink: true, peer: peer.id });
     plan.paths.set(peer.id, 'vxlan');
   }
-  return plan;
 }
 
 export interface OwnershipContext {

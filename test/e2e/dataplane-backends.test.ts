@@ -189,7 +189,7 @@ const vxlan = (options: { directRouting?: boolean } = {}) => (n: TestNode): Back
 const auto = (n: TestNode): Backend => new VxlanBackend(n.nl, n.local, { network: NETWORK }, 'auto');
 
 describe('data plane backends against the kernel', { skip, concurrency: false }, () => {
-  test('vxlan: device as flanneld makes it, pods ping across one subnet and through a router, encapsulated', (t) => {
+  test('vxlan: device as flanneld makes it, pods ping across one subnet and through a router, encapsulated', async (t) => {
     const nodes = topology(t);
     const members = start(nodes, vxlan());
     const [m1, m2, m3] = members as [Member, Member, Member];
@@ -213,7 +213,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     assert.deepEqual(addrs, ['10.244.1.0/32']);
 
     for (const m of members) {
-      const report = m.backend.reconcile(peersFor(m, members));
+      const report = await m.backend.reconcile(peersFor(m, members));
       assert.deepEqual(report.errors, []);
       assert.equal(report.changes, 6, 'a neighbour, an FDB entry and a route per peer');
       assert.deepEqual([...report.paths.values()], ['vxlan', 'vxlan']);
@@ -234,10 +234,10 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     assert.ok(n1.txPackets() >= tx + 2, 'the pings left n1 through flannel.1');
   });
 
-  test('restart: a new agent adopts device, MAC and entries (zero changes); a lost device comes back with its MAC', (t) => {
+  test('restart: a new agent adopts device, MAC and entries (zero changes); a lost device comes back with its MAC', async (t) => {
     const nodes = topology(t);
     const members = start(nodes, vxlan());
-    for (const m of members) m.backend.reconcile(peersFor(m, members));
+    for (const m of members) await m.backend.reconcile(peersFor(m, members));
     const [m1, m2] = members as [Member, Member, Member];
     const [n1, n2] = nodes as [TestNode, TestNode, TestNode];
     const before = { routes: n1.routes(), neigh: n1.neighbours(), fdb: n1.fdb() };
@@ -250,7 +250,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     assert.equal(lease.changes, 0);
     assert.deepEqual(lease.backendData, m1.lease.backendData);
     assert.equal(again.attach(n1.subnet), 0);
-    const report = again.reconcile(peersFor(m1, members));
+    const report = await again.reconcile(peersFor(m1, members));
     assert.equal(report.changes, 0);
     assert.deepEqual(report.errors, []);
     assert.deepEqual({ routes: n1.routes(), neigh: n1.neighbours(), fdb: n1.fdb() }, before);
@@ -261,7 +261,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     n1.ip('link', 'set', 'flannel.1', 'address', '0a:de:ad:be:ef:01');
     // A MAC change makes the kernel flush the device's neighbours, permanent ones included:
     // the reconcile sets the MAC back and re-adds both.
-    assert.equal(again.reconcile(peersFor(m1, members)).changes, 1 + 2);
+    assert.equal((await again.reconcile(peersFor(m1, members))).changes, 1 + 2);
     assert.equal(n1.link('flannel.1')?.address, macOf(m1));
     assert.deepEqual(n1.neighbours(), before.neigh);
 
@@ -269,7 +269,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     // same MAC (so peers need no update) and refills it.
     n1.ip('link', 'delete', 'flannel.1');
     assert.ok(n1.unreachable(n2), 'no device, no path');
-    const healed = again.reconcile(peersFor(m1, members));
+    const healed = await again.reconcile(peersFor(m1, members));
     assert.equal(healed.changes, 1 + 1 + 6, 'device, address, 2 peers × 3 entries');
     assert.equal(n1.link('flannel.1')?.address, macOf(m1));
     assert.ok(n1.ping(n2));
@@ -280,15 +280,15 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     assert.notEqual(macOf(m2), macOf(m1));
   });
 
-  test('peers change: a vanished peer loses its entries, a new VtepMAC is followed, lost entries are repaired', (t) => {
+  test('peers change: a vanished peer loses its entries, a new VtepMAC is followed, lost entries are repaired', async (t) => {
     const nodes = topology(t);
     const members = start(nodes, vxlan());
-    for (const m of members) m.backend.reconcile(peersFor(m, members));
+    for (const m of members) await m.backend.reconcile(peersFor(m, members));
     const [m1, m2, m3] = members as [Member, Member, Member];
     const [n1, n2, n3] = nodes as [TestNode, TestNode, TestNode];
 
     // n3 leaves: its route, neighbour and FDB entry go, n2's stay.
-    const gone = m1.backend.reconcile([peerOf(m2)]);
+    const gone = await m1.backend.reconcile([peerOf(m2)]);
     assert.equal(gone.changes, 3);
     assert.deepEqual(n1.routes().filter((r) => r.dst.startsWith('10.244.')).map((r) => r.dst).sort(), ['10.244.1.0/24', '10.244.2.0/24']);
     assert.deepEqual(n1.neighbours().map((n) => n.dst), ['10.244.2.0']);
@@ -301,11 +301,11 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     const reborn = new VxlanBackend(n2.nl, n2.local, { network: NETWORK });
     const lease = reborn.prepare(undefined);
     reborn.attach(n2.subnet);
-    reborn.reconcile([peerOf(m1)]);
+    await reborn.reconcile([peerOf(m1)]);
     const m2b: Member = { node: n2, backend: reborn, lease };
     assert.notEqual(macOf(m2b), macOf(m2));
     assert.ok(n1.unreachable(n2), 'n1 still sends to the old MAC');
-    const moved = m1.backend.reconcile([peerOf(m2b)]);
+    const moved = await m1.backend.reconcile([peerOf(m2b)]);
     assert.equal(moved.changes, 3, 'neighbour replaced, old FDB entry deleted, new one added');
     assert.deepEqual(n1.neighbours().map((n) => n.lladdr), [macOf(m2b)]);
     assert.deepEqual(n1.fdb().map((f) => f.mac), [macOf(m2b)]);
@@ -315,14 +315,14 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     n1.ip('route', 'del', '10.244.2.0/24');
     n1.ip('neigh', 'del', '10.244.2.0', 'dev', 'flannel.1');
     n1.ip('route', 'add', '10.244.99.0/24', 'via', '10.77.0.254', 'proto', 'static');
-    const repaired = m1.backend.reconcile([peerOf(m2b)]);
+    const repaired = await m1.backend.reconcile([peerOf(m2b)]);
     assert.equal(repaired.changes, 2);
     assert.ok(n1.routes().some((r) => r.dst === '10.244.99.0/24'));
     assert.ok(n1.ping(n2));
     void m3;
   });
 
-  test('host-gw: routes via the peers\' PublicIPs, pods ping directly; a routed peer is unreachable; MTU = underlay', (t) => {
+  test('host-gw: routes via the peers\' PublicIPs, pods ping directly; a routed peer is unreachable; MTU = underlay', async (t) => {
     const nodes = topology(t);
     const members = start(nodes, (n) => new HostGwBackend(n.nl, n.local, { network: NETWORK }));
     const [m1, m2, m3] = members as [Member, Member, Member];
@@ -330,20 +330,20 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     assert.deepEqual([m1.lease.backendType, m1.lease.backendData, m1.lease.mtu], ['host-gw', undefined, 1500]);
     assert.equal(n1.link('flannel.1'), undefined, 'no device');
 
-    const r1 = m1.backend.reconcile([peerOf(m2), peerOf(m3)]);
+    const r1 = await m1.backend.reconcile([peerOf(m2), peerOf(m3)]);
     assert.equal(r1.changes, 1);
     assert.deepEqual(Object.fromEntries(r1.paths), { [n2.subnet]: 'direct', '10.244.3.0/24': 'unreachable' });
     assert.equal(r1.errors.length, 1);
     assert.match(r1.errors[0]!.error, /host-gw cannot reach 10\.78\.0\.3: it is not on a subnet directly connected to eth0/);
-    m2.backend.reconcile([peerOf(m1)]);
+    await m2.backend.reconcile([peerOf(m1)]);
     const r = n1.routes().find((x) => x.dst === '10.244.2.0/24');
     assert.deepEqual(r && [r.gateway, r.dev, r.protocol], ['10.77.0.2', 'eth0', String(RTPROT_WEFT)]);
     assert.equal(n1.routes().some((x) => x.dst === '10.244.3.0/24'), false);
     assert.ok(n1.ping(n2));
     assert.ok(n2.ping(n1));
 
-    assert.equal(m1.backend.reconcile([peerOf(m2), peerOf(m3)]).changes, 0, 'in sync');
-    assert.equal(m1.backend.reconcile([]).changes, 1, 'peer gone, route gone');
+    assert.equal((await m1.backend.reconcile([peerOf(m2), peerOf(m3)])).changes, 0, 'in sync');
+    assert.equal((await m1.backend.reconcile([])).changes, 1, 'peer gone, route gone');
     assert.equal(n1.routes().some((x) => x.dst === '10.244.2.0/24'), false);
     assert.ok(n1.routes().some((x) => x.dst === 'default'), 'the default route is not ours');
 
@@ -352,14 +352,15 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
       /PublicIP 203\.0\.113\.9 is not an address of eth0 \(10\.77\.0\.1\)/);
   });
 
-  test('auto: direct routes to same-subnet peers, vxlan to the routed one; the lease says vxlan', (t) => {
+  test('auto: direct routes to same-subnet peers, vxlan to the routed one; the lease says vxlan', async (t) => {
     const nodes = topology(t);
     const members = start(nodes, auto);
     const [m1] = members as [Member, Member, Member];
     const [n1, n2, n3] = nodes as [TestNode, TestNode, TestNode];
     assert.equal(m1.lease.backendType, 'vxlan');
     assert.equal(m1.lease.mtu, 1450);
-    const reports = members.map((m) => m.backend.reconcile(peersFor(m, members)));
+    const reports = [];
+    for (const m of members) reports.push(await m.backend.reconcile(peersFor(m, members)));
     assert.deepEqual(Object.fromEntries(reports[0]!.paths), { '10.244.2.0/24': 'direct', '10.244.3.0/24': 'vxlan' });
     assert.deepEqual(Object.fromEntries(reports[2]!.paths), { '10.244.1.0/24': 'vxlan', '10.244.2.0/24': 'vxlan' });
     assert.equal(reports[0]!.changes, 1 + 3);
@@ -373,36 +374,36 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     assert.ok(n1.ping(n3));
     assert.ok(n1.txPackets() > tx, 'routed peer: through flannel.1');
     assert.ok(n3.ping(n2));
-    for (const m of members) assert.equal(m.backend.reconcile(peersFor(m, members)).changes, 0);
+    for (const m of members) assert.equal((await m.backend.reconcile(peersFor(m, members))).changes, 0);
   });
 
-  test('vxlan DirectRouting and flanneld-made routes are adopted: a flanneld -> weft switch changes nothing', (t) => {
+  test('vxlan DirectRouting and flanneld-made routes are adopted: a flanneld -> weft switch changes nothing', async (t) => {
     const nodes = topology(t);
     const [n1, n2, n3] = nodes as [TestNode, TestNode, TestNode];
     const members = start(nodes, vxlan({ directRouting: true }));
-    for (const m of members) m.backend.reconcile(peersFor(m, members));
+    for (const m of members) await m.backend.reconcile(peersFor(m, members));
     // Rewrite n1's entries as flanneld writes them: protocol boot, the direct route without a device.
     n1.ip('route', 'replace', '10.244.2.0/24', 'via', '10.77.0.2');
     n1.ip('route', 'replace', '10.244.3.0/24', 'via', '10.244.3.0', 'dev', 'flannel.1', 'onlink');
     // (iproute2 prints no protocol for boot, its default.)
     assert.deepEqual(n1.routes().filter((r) => r.dst === '10.244.2.0/24' || r.dst === '10.244.3.0/24').map((r) => r.protocol ?? 'boot'), ['boot', 'boot']);
     const [m1] = members as [Member, Member, Member];
-    assert.equal(m1.backend.reconcile(peersFor(m1, members)).changes, 0);
+    assert.equal((await m1.backend.reconcile(peersFor(m1, members))).changes, 0);
     assert.ok(n1.ping(n2));
     assert.ok(n1.ping(n3));
     // ...and they are ours to remove when the peers go.
-    assert.equal(m1.backend.reconcile([]).changes, 1 + 3);
+    assert.equal((await m1.backend.reconcile([])).changes, 1 + 3);
     assert.deepEqual(n1.routes().filter((r) => r.dst.startsWith('10.244.')).map((r) => r.dst), ['10.244.1.0/24']);
   });
 
-  test('an untrusted peer cannot cut the node off: a subnet outside the Network, a bad PublicIP or another VNI gets nothing', (t) => {
+  test('an untrusted peer cannot cut the node off: a subnet outside the Network, a bad PublicIP or another VNI gets nothing', async (t) => {
     const nodes = topology(t);
     const members = start(nodes, vxlan());
     const [m1, m2, m3] = members as [Member, Member, Member];
     const [n1, n2, n3] = nodes as [TestNode, TestNode, TestNode];
     const good = [peerOf(m2), peerOf(m3)];
-    m2.backend.reconcile(peersFor(m2, members));
-    m3.backend.reconcile(peersFor(m3, members));
+    await m2.backend.reconcile(peersFor(m2, members));
+    await m3.backend.reconcile(peersFor(m3, members));
     // A lease claiming n2's underlay subnet (where etcd would live), one sending to loopback,
     // and one on another VNI; each would have been programmed before.
     const rogue: Peer[] = [
@@ -410,7 +411,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
       { ...peerOf(m3), id: 'loopback', subnets: ['10.244.50.0/24'], publicIp: '127.0.0.1', backendData: { VNI: 1, VtepMAC: '0a:00:00:00:0e:02' } },
       { ...peerOf(m3), id: 'vni', subnets: ['10.244.51.0/24'], publicIp: '10.78.0.9', backendData: { VNI: 4096, VtepMAC: '0a:00:00:00:0e:03' } },
     ];
-    const report = m1.backend.reconcile([...good, ...rogue]);
+    const report = await m1.backend.reconcile([...good, ...rogue]);
     assert.deepEqual(Object.fromEntries(report.paths), { [n2.subnet]: 'vxlan', [n3.subnet]: 'vxlan', underlay: 'unreachable', loopback: 'unreachable', vni: 'unreachable' });
     assert.deepEqual(report.errors.map((e) => e.peer), ['underlay', 'loopback', 'vni']);
     assert.match(report.errors[0]!.error, /outside the cluster Network 10\.244\.0\.0\/16/);
@@ -426,17 +427,17 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     n1.ip('route', 'add', '10.77.0.2/32', 'via', '10.244.3.0', 'dev', 'flannel.1', 'onlink', 'proto', String(RTPROT_WEFT));
     n1.ip('route', 'add', '172.16.9.0/24', 'via', '10.77.0.2', 'dev', 'eth0', 'proto', String(RTPROT_WEFT));
     assert.ok(!n1.pingUnderlay(n2), 'the stale route sends the underlay into the overlay');
-    const healed = m1.backend.reconcile([...good, ...rogue]);
+    const healed = await m1.backend.reconcile([...good, ...rogue]);
     assert.equal(healed.changes, 2);
     assert.ok(!n1.routes().some((r) => r.dst === '10.77.0.2' || r.dst === '172.16.9.0/24'));
     assert.ok(n1.pingUnderlay(n2));
     assert.ok(n1.ping(n3));
   });
 
-  test('removeRoutesOutside: at start-up, weft-owned routes outside the Network go; peers, the kernel\'s and the operator\'s stay', (t) => {
+  test('removeRoutesOutside: at start-up, weft-owned routes outside the Network go; peers, the kernel\'s and the operator\'s stay', async (t) => {
     const nodes = topology(t);
     const members = start(nodes, auto);
-    for (const m of members) m.backend.reconcile(peersFor(m, members));
+    for (const m of members) await m.backend.reconcile(peersFor(m, members));
     const [n1, n2, n3] = nodes as [TestNode, TestNode, TestNode];
     const before = n1.routes().map((r) => r.dst).sort();
     // What a bad lease could have made a node program before it restarted: n2's underlay
@@ -456,10 +457,10 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     assert.equal(removeRoutesOutside(nl, [NETWORK]), 0, 'nothing left to remove');
   });
 
-  test('teardownAllBackends removes every backend\'s devices and weft-owned routes, without a backend object', (t) => {
+  test('teardownAllBackends removes every backend\'s devices and weft-owned routes, without a backend object', async (t) => {
     const nodes = topology(t);
     const members = start(nodes, auto);
-    for (const m of members) m.backend.reconcile(peersFor(m, members));
+    for (const m of members) await m.backend.reconcile(peersFor(m, members));
     const [n1] = nodes as [TestNode, TestNode, TestNode];
     n1.ip('link', 'add', 'flannel.4096', 'type', 'vxlan', 'id', '4096', 'dev', 'eth0', 'dstport', '8472'); // an older config's device
     n1.ip('link', 'add', 'vxlan-ops', 'type', 'vxlan', 'id', '77', 'dev', 'eth0', 'dstport', '4789'); // an operator's
@@ -473,18 +474,18 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     assert.deepEqual(teardownAllBackends(nl), { routes: 0, devices: [] });
   });
 
-  test('teardown removes the device and the direct routes, nothing else', (t) => {
+  test('teardown removes the device and the direct routes, nothing else', async (t) => {
     const nodes = topology(t);
     const members = start(nodes, auto);
-    for (const m of members) m.backend.reconcile(peersFor(m, members));
+    for (const m of members) await m.backend.reconcile(peersFor(m, members));
     const [m1] = members as [Member, Member, Member];
     const [n1] = nodes as [TestNode, TestNode, TestNode];
-    m1.backend.teardown();
+    await m1.backend.teardown();
     assert.equal(n1.link('flannel.1'), undefined);
     assert.deepEqual(n1.routes().map((r) => r.dst).sort(), ['10.244.1.0/24', '10.77.0.0/24', 'default']);
   });
 
-  test('wire compatibility: a node built by hand as flanneld builds it and a weft node carry traffic both ways', (t) => {
+  test('wire compatibility: a node built by hand as flanneld builds it and a weft node carry traffic both ways', async (t) => {
     const nodes = topology(t);
     const [n1, n2] = nodes as [TestNode, TestNode, TestNode];
     // weft on n1.
@@ -501,7 +502,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     const flannelMac = n2.link('flannel.1')?.address as string;
     const flanneld: Peer = { id: 'flanneld', subnets: [n2.subnet], publicIp: n2.publicIp, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: flannelMac } };
 
-    const report = (m1 as Member).backend.reconcile([flanneld]);
+    const report = await (m1 as Member).backend.reconcile([flanneld]);
     assert.deepEqual(report.errors, []);
     const tx = n2.txPackets();
     assert.ok(n1.ping(n2), 'weft -> flanneld');
@@ -513,7 +514,7 @@ describe('data plane backends against the kernel', { skip, concurrency: false },
     const lease = takeover.prepare(undefined);
     assert.deepEqual([lease.changes, (lease.backendData as { VtepMAC: string }).VtepMAC], [0, flannelMac]);
     assert.equal(takeover.attach(n2.subnet), 0);
-    assert.equal(takeover.reconcile([peerOf(m1 as Member)]).changes, 0);
+    assert.equal((await takeover.reconcile([peerOf(m1 as Member)])).changes, 0);
     assert.ok(n2.ping(n1));
   });
 });

@@ -7,6 +7,7 @@ import type { Rtnetlink } from '../../netlink/index.ts';
 import type { Backend, LocalNode, Peer, PrepareResult, ReconcileReport } from '../backend.ts';
 import { canonicalIp, canonicalSubnet } from '../plan.ts';
 import { reconcilePeers } from '../reconcile.ts';
+import { SerialWork } from '../serial.ts';
 
 export interface HostGwOptions {
   /**
@@ -14,6 +15,8 @@ export interface HostGwOptions {
    * reconcile adopts (and later removes) flanneld's host-gw routes inside it.
    */
   network?: string;
+  /** Netlink requests (or peers planned) per slice between two yields; see reconcile.ts. Default 256. */
+  sliceSize?: number;
 }
 
 export class HostGwBackend implements Backend {
@@ -21,12 +24,15 @@ export class HostGwBackend implements Backend {
   private readonly nl: Rtnetlink;
   private readonly node: LocalNode;
   private readonly network: string | undefined;
+  private readonly sliceSize: number | undefined;
+  private readonly work = new SerialWork();
   private subnet: string | undefined;
 
   constructor(nl: Rtnetlink, node: LocalNode, options: HostGwOptions = {}) {
     this.nl = nl;
     this.node = node;
     this.network = options.network;
+    this.sliceSize = options.sliceSize;
   }
 
   prepare(_previousData: unknown): PrepareResult {
@@ -46,13 +52,15 @@ export class HostGwBackend implements Backend {
     return 0;
   }
 
-  reconcile(peers: readonly Peer[]): ReconcileReport {
-    return reconcilePeers(this.nl, peers, {
-      mode: 'host-gw', directRouting: true, node: this.node, ownSubnet: this.subnet, network: this.network,
-    });
+  reconcile(peers: readonly Peer[]): Promise<ReconcileReport> {
+    return this.work.reconcile(peers, (latest) => reconcilePeers(this.nl, latest, {
+      mode: 'host-gw', directRouting: true, node: this.node, ownSubnet: this.subnet, network: this.network, sliceSize: this.sliceSize,
+    }));
   }
 
-  teardown(): void {
-    reconcilePeers(this.nl, [], { mode: 'host-gw', directRouting: true, node: this.node, network: this.network });
+  teardown(): Promise<void> {
+    return this.work.exclusive(async () => {
+      await reconcilePeers(this.nl, [], { mode: 'host-gw', directRouting: true, node: this.node, network: this.network, sliceSize: this.sliceSize });
+    });
   }
 }

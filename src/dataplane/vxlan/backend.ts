@@ -11,6 +11,7 @@ import { addAddressRequest, deleteAddressRequest, type Link, type NetlinkRequest
 import type { Backend, LocalNode, Peer, PrepareResult, ReconcileReport } from '../backend.ts';
 import { canonicalIp, canonicalSubnet, deviceAddress, diffAddresses } from '../plan.ts';
 import { reconcilePeers } from '../reconcile.ts';
+import { SerialWork } from '../serial.ts';
 import { chooseVtepMac, DEFAULT_VXLAN_PORT, ensureVxlanDevice, VXLAN_OVERHEAD, type VxlanDeviceSpec } from './device.ts';
 import { decodeVxlanLeaseData, vxlanLeaseData } from './lease-data.ts';
 
@@ -31,6 +32,8 @@ export interface VxlanOptions {
    */
   network?: string;
   log?: Logger;
+  /** Netlink requests (or peers planned) per slice between two yields; see reconcile.ts. Default 256. */
+  sliceSize?: number;
 }
 
 export class VxlanBackend implements Backend {
@@ -41,6 +44,8 @@ export class VxlanBackend implements Backend {
   private readonly node: LocalNode;
   private readonly network: string | undefined;
   private readonly log: Logger;
+  private readonly sliceSize: number | undefined;
+  private readonly work = new SerialWork();
   private mac: string | undefined;
   private device: Link | undefined;
   private subnet: string | undefined;
@@ -57,6 +62,7 @@ export class VxlanBackend implements Backend {
     this.node = node;
     this.network = options.network;
     this.log = options.log ?? silentLogger;
+    this.sliceSize = options.sliceSize;
     this.directRouting = type === 'auto' || (options.directRouting ?? false);
     this.spec = {
       name: `flannel.${vni}`,
@@ -89,14 +95,30 @@ export class VxlanBackend implements Backend {
     return this.ensureAddress(this.requireDevice().index);
   }
 
-  reconcile(peers: readonly Peer[]): ReconcileReport {
+  reconcile(peers: readonly Peer[]): Promise<ReconcileReport> {
+    return this.work.reconcile(peers, (latest) => this.reconcileNow(latest));
+  }
+
+  teardown(): Promise<void> {
+    return this.work.exclusive(async () => {
+      // Direct routes live on the underlay and outlive the device: remove them first.
+      const link = this.nl.getLink(this.spec.name);
+      await reconcilePeers(this.nl, [], {
+        mode: 'vxlan', directRouting: this.directRouting, node: this.node, deviceIndex: link?.index, network: this.network, sliceSize: this.sliceSize,
+      });
+      if (link && link.kind === 'vxlan') this.nl.deleteLink(link.index);
+      this.device = undefined;
+    });
+  }
+
+  private async reconcileNow(peers: readonly Peer[]): Promise<ReconcileReport> {
     this.requireDevice();
     // The device may have been deleted or changed under us (flanneld >= 0.28 watches for
     // this): recreate it, keeping its MAC; a new device starts empty, so every entry follows.
     const { changes } = this.ensureDevice(undefined, true);
     const index = this.requireDevice().index;
     const addressChanges = this.subnet === undefined ? 0 : this.ensureAddress(index);
-    const report = reconcilePeers(this.nl, peers, {
+    const report = await reconcilePeers(this.nl, peers, {
       mode: 'vxlan',
       directRouting: this.directRouting,
       node: this.node,
@@ -105,19 +127,10 @@ export class VxlanBackend implements Backend {
       decodeTunnel: decodeVxlanLeaseData,
       ownSubnet: this.subnet,
       network: this.network,
+      sliceSize: this.sliceSize,
     });
     report.changes += changes + addressChanges;
     return report;
-  }
-
-  teardown(): void {
-    // Direct routes live on the underlay and outlive the device: remove them first.
-    const link = this.nl.getLink(this.spec.name);
-    reconcilePeers(this.nl, [], {
-      mode: 'vxlan', directRouting: this.directRouting, node: this.node, deviceIndex: link?.index, network: this.network,
-    });
-    if (link && link.kind === 'vxlan') this.nl.deleteLink(link.index);
-    this.device = undefined;
   }
 
   private requireDevice(): Link {
