@@ -9,6 +9,9 @@ import type { Announcement, ClusterConfig, ControlPlane, ControlPlaneEvents, Nod
 import { AgentMetrics } from './metrics.ts';
 import { createNodeRuntime, type NodeKernel, type RuntimeDeps } from './runtime.ts';
 
+/** Lets the runtime's promise chains (the backend's reconcile) run. */
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+
 const config: ClusterConfig = { network: '10.16.0.0/16', backend: { Type: 'vxlan' }, nftables: false, restartKey: 'plan-a', warnings: [] };
 
 class ScriptedControlPlane implements ControlPlane {
@@ -39,12 +42,12 @@ class RecordingBackend implements Backend {
   constructor(type = 'vxlan') { this.type = type; }
   prepare() { return { backendType: this.type === 'host-gw' ? 'host-gw' : 'vxlan', backendData: this.type === 'host-gw' ? undefined : { VNI: 1, VtepMAC: '02:00:00:00:00:01' }, mtu: this.type === 'host-gw' ? 1500 : 1450, changes: 0 }; }
   attach(subnet: string): number { this.attached.push(subnet); return 0; }
-  reconcile(peers: readonly Peer[]): ReconcileReport {
+  async reconcile(peers: readonly Peer[]): Promise<ReconcileReport> {
     this.reconciled.push(peers);
     const paths = new Map(peers.map((p) => [p.id, this.unreachable.has(p.id) ? 'unreachable' as const : 'vxlan' as const]));
     return { changes: 0, paths, errors: peers.filter((p) => this.unreachable.has(p.id)).map((p) => ({ peer: p.id, subnet: p.subnets[0]!, error: 'announces VNI 2, this node uses VNI 1' })), warnings: [] };
   }
-  teardown(): void {}
+  async teardown(): Promise<void> {}
 }
 
 function harness(over: Partial<RuntimeDeps> = {}) {
@@ -157,7 +160,10 @@ test('an unreachable peer makes the node degraded and says which; refused peers 
   h.backends[0]!.unreachable.add('subnets/10.16.7.0-24');
   const peer = { id: 'subnets/10.16.7.0-24', subnets: ['10.16.7.0/24'], publicIp: '192.0.2.11', backendType: 'vxlan', backendData: {} };
   const rejected = [{ key: 'subnets/10.200.0.0-24', reason: 'subnet 10.200.0.0/24 is outside the Network 10.16.0.0/16' }];
-  for (let i = 0; i < 30; i++) h.cp.events.onPeers({ peers: [peer], rejected });
+  for (let i = 0; i < 30; i++) {
+    h.cp.events.onPeers({ peers: [peer], rejected });
+    await settle();
+  }
   const s = h.runtime.status();
   assert.equal(s.phase, 'degraded');
   assert.match(s.reasons.join(), /1 peer\(s\) unreachable: 10\.16\.7\.0\/24/);
@@ -205,6 +211,7 @@ test('thousands of refused peers: the status shows the first 100 and the count, 
   h.cp.events.onRanges(null, 'lease 10.16.5.0/24 revoked (deleted): its key was deleted');
   const rejected = Array.from({ length: 5000 }, (_, i) => ({ key: `subnets/10.${200 + (i >> 8)}.${i & 255}.0-24`, reason: 'outside the Network' }));
   h.cp.events.onPeers({ peers: [], rejected });
+  await settle();
   const s = h.runtime.status();
   assert.equal(s.rejected.length, 100);
   assert.equal(s.rejectedCount, 5000);

@@ -106,7 +106,7 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
     // Refused peers are the mode's to log (once each); the runtime shows them in the status.
     onPeers: (snapshot) => {
       peers = snapshot;
-      reconcile();
+      void reconcile();
     },
     onRanges: (ranges, why) => void onRanges(ranges, why),
     onConfig: (c) => void onConfig(c),
@@ -148,7 +148,7 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
     problem('lease', `this node moved from ${before} to ${subnet} (${why}); pods of the old subnet must be recreated`, 'error');
     state.subnet = subnet;
     await program(state).catch((e: Error) => problem('program', `programming the new subnet ${subnet} failed: ${e.message}`, 'error'));
-    reconcile();
+    await reconcile();
   }
 
   /** The backend device, firewall and subnet.env for the node's subnet; each failure is a condition, retried on the timer. */
@@ -180,18 +180,27 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
     }
   }
 
-  function reconcile(): void {
+  /**
+   * Hands the backend the current peers. The backend serializes its passes and coalesces calls
+   * made during one, and yields to the event loop while it programs, so calling this on every
+   * peer event is cheap; it resolves once these peers (or newer ones) are in the kernel.
+   */
+  async function reconcile(): Promise<void> {
     const s = state;
     if (!s || stopped) return;
+    const backend = s.backend;
     const started = performance.now();
     try {
-      report = s.backend.reconcile(peers.peers as readonly Peer[]);
+      const r = await backend.reconcile(peers.peers as readonly Peer[]);
+      if (stopped || state?.backend !== backend) return; // a live backend switch superseded it
+      report = r;
       lastSync = new Date(now()).toISOString();
-      d.metrics.reconciled((performance.now() - started) / 1000, report.changes);
-      for (const e of report.errors) problem(`peer ${e.peer ?? e.subnet}`, `peer ${e.peer ?? e.subnet}: ${e.error}`);
-      if (report.changes > 0) d.log.info({ changes: report.changes, peers: peers.peers.length }, 'data plane reconciled');
+      d.metrics.reconciled((performance.now() - started) / 1000, r.changes);
+      for (const e of r.errors) problem(`peer ${e.peer ?? e.subnet}`, `peer ${e.peer ?? e.subnet}: ${e.error}`);
+      if (r.changes > 0) d.log.info({ changes: r.changes, peers: peers.peers.length }, 'data plane reconciled');
       readiness.clear('dataplane');
     } catch (e) {
+      if (stopped) return;
       d.metrics.reconcileFailed();
       const message = `the data plane reconcile failed: ${(e as Error).message}`;
       readiness.fail('dataplane', message);
@@ -265,13 +274,13 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
     const removed = d.kernel.removeUnusedDevices(next.backend);
     d.log.warn({ backend: backend.type, mtu: prepared.mtu, removed }, 'backend changed live; pods started before keep their MTU until recreated');
     await program(s);
-    reconcile();
+    await reconcile();
   }
 
   /** The periodic checks: kernel drift, firewall drift, a deleted subnet.env, lease expiry. */
   function startTimers(s: Programmed): void {
     timers.push(setInterval(() => {
-      reconcile();
+      void reconcile();
       if (!d.subnetFile.intact()) {
         d.log.warn('subnet.env is missing or changed; writing it again');
         writeSubnetFile(s);
@@ -313,7 +322,8 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
     await d.controlPlane.start();
     if (stopped) return;
     checkLease();
-    reconcile();
+    await reconcile();
+    if (stopped) return;
     startTimers(state);
     readiness.programmed();
     d.log.info({ subnet, peers: peers.peers.length, backend: backend.type, ...readiness.view() }, 'weft agent running');
