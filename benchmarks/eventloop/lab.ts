@@ -21,8 +21,8 @@ function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-/** A namespace named `<prefix>-<random>` with lo up and the dummy underlay eth0. */
-export function scratchNode(prefix: string): ScratchNode {
+/** An empty namespace named `<prefix>-<random>` with lo up (a pod's). */
+export function scratchNamespace(prefix: string): ScratchNode {
   const ns = `${prefix}-${randomBytes(4).toString('hex')}`;
   ip(['netns', 'add', ns]);
   const remove = (): void => {
@@ -34,6 +34,18 @@ export function scratchNode(prefix: string): ScratchNode {
   };
   try {
     ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  return { ns, path: `/run/netns/${ns}`, remove };
+}
+
+/** A node namespace: scratchNamespace plus the underlay eth0. */
+export function scratchNode(prefix: string): ScratchNode {
+  const node = scratchNamespace(prefix);
+  const { ns, remove } = node;
+  try {
     // A veth pair with both ends inside (this kernel may have no dummy driver): eth0 is the underlay.
     ip(['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'wire0']);
     ip(['-n', ns, 'addr', 'add', `${UNDERLAY_IP}/16`, 'dev', 'eth0']);
@@ -43,7 +55,7 @@ export function scratchNode(prefix: string): ScratchNode {
     remove();
     throw e;
   }
-  return { ns, path: `/run/netns/${ns}`, remove };
+  return node;
 }
 
 /** Peer i (0-based) of a synthetic cluster: subnet 10.a.b.0/24, PublicIP 172.20.c.d, a unique VtepMAC. */
