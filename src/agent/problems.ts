@@ -43,6 +43,10 @@ export class ProblemLog {
     return true;
   }
 
+  get size(): number {
+    return this.#entries.size;
+  }
+
   /** Most recently seen first. */
   list(): Problem[] {
     return [...this.#entries.values()].reverse().map((p) => ({ ...p }));

@@ -153,6 +153,18 @@ test('subnet.env on a read-only filesystem: no crash, not ready with the reason;
   assert.deepEqual(h.files.written, ['10.16.0.0/16 10.16.6.0/24 1450']);
 });
 
+test('a subnet.env that could not be written at start is retried on the timer', async (t) => {
+  const h = harness({ reconcileMs: 20 });
+  h.files.fail = 'no space left on the device holding /run/flannel/subnet.env';
+  t.after(() => h.runtime.stop());
+  await h.runtime.run();
+  assert.equal(h.runtime.status().ready, false);
+  h.files.fail = undefined;
+  for (let i = 0; i < 500 && !h.runtime.status().ready; i++) await settle();
+  assert.equal(h.runtime.status().ready, true);
+  assert.deepEqual(h.files.written, ['10.16.0.0/16 10.16.5.0/24 1450']);
+});
+
 test('an unreachable peer makes the node degraded and says which; refused peers are shown, never crowd the problem log', async (t) => {
   const h = harness();
   t.after(() => h.runtime.stop());

@@ -98,7 +98,7 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
 
   const problem = (key: string, message: string, level: 'warn' | 'error' = 'warn'): void => {
     if (problems.note(key, message)) d.log[level]({ about: key }, message);
-    d.metrics.problems(problems.list().length);
+    d.metrics.problems(problems.size);
   };
 
   const events: ControlPlaneEvents = {
@@ -153,9 +153,20 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
 
   /** The backend device, firewall and subnet.env for the node's subnet; each failure is a condition, retried on the timer. */
   async function program(s: Programmed): Promise<void> {
-    s.backend.attach(s.subnet);
+    attachDevice(s);
     await ensureFirewall(s);
     writeSubnetFile(s);
+  }
+
+  function attachDevice(s: Programmed): void {
+    try {
+      s.backend.attach(s.subnet);
+      readiness.clear('device');
+    } catch (e) {
+      const message = `the ${s.backend.type} device could not take ${s.subnet}: ${(e as Error).message}`;
+      readiness.fail('device', message);
+      problem('device', message, 'error');
+    }
   }
 
   async function ensureFirewall(s: Programmed): Promise<void> {
@@ -280,8 +291,10 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
   /** The periodic checks: kernel drift, firewall drift, a deleted subnet.env, lease expiry. */
   function startTimers(s: Programmed): void {
     timers.push(setInterval(() => {
+      if (readiness.failing('device')) attachDevice(s);
       void reconcile();
-      if (!d.subnetFile.intact()) {
+      if (readiness.failing('subnet.env')) writeSubnetFile(s);
+      else if (!d.subnetFile.intact()) {
         d.log.warn('subnet.env is missing or changed; writing it again');
         writeSubnetFile(s);
       }
