@@ -10,6 +10,7 @@
 // Everything else counts against `maxBytes`; past it, push() throws BodyTooLargeError. In line
 // mode (the v3 watch stream, newline-delimited JSON) each document ends at a newline outside a
 // string and is handed to onDocument; the bound is then per line.
+import type { ClientRequest, IncomingMessage } from 'node:http';
 
 export class BodyTooLargeError extends Error {
   readonly limit: number;
@@ -167,3 +168,28 @@ export function parseBounded(body: Buffer, options: Omit<ScannerOptions, 'onDocu
 export function elidedLength(value: unknown): number | null {
   return typeof value === 'number' && value < 0 ? -value : null;
 }
+
+/**
+ * Feeds a response body through a scanner as it arrives: resolves with the kept bytes at the
+ * end; rejects (and destroys the request) the moment a bound is broken, or when the body
+ * fails or is cut off. Both stores read every answer through this.
+ */
+export function scanBody(res: IncomingMessage, req: ClientRequest, scanner: ElidingJsonScanner): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let failed = false;
+    res.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      try {
+        scanner.push(chunk);
+      } catch (e) {
+        failed = true;
+        reject(e as Error);
+        req.destroy();
+      }
+    });
+    res.on('error', (e) => { if (!failed) reject(e); });
+    res.on('aborted', () => { if (!failed) reject(new Error('the answer was cut off')); });
+    res.on('end', () => { if (!failed) resolve(scanner.end()); });
+  });
+}
+

@@ -23,7 +23,7 @@ import type https from 'node:https';
 import { posix } from 'node:path';
 import { WeftError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../log/logger.ts';
-import { BodyTooLargeError, elidedLength, ElidingJsonScanner } from '../bounded-json.ts';
+import { BodyTooLargeError, elidedLength, ElidingJsonScanner, scanBody } from '../bounded-json.ts';
 import { MAX_LEASE_VALUE_BYTES, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchEvent, type WatchHandlers } from '../store.ts';
 
 /** node:https (and node:tls with it, ~5 MB RSS) only for https:// endpoints. */
@@ -298,21 +298,8 @@ export class Etcd2LeaseStore implements LeaseStore {
         const index = headerIndex(res.headers['x-etcd-index']);
         onHeaders?.(index);
         // Bounded: oversized values are left out as they stream in (see bounded-json.ts).
-        const scanner = new ElidingJsonScanner(bounds);
-        let failed = false;
-        res.on('data', (c: Buffer) => {
-          if (failed) return;
-          try {
-            scanner.push(c);
-          } catch (e) {
-            failed = true;
-            reject(e as Error);
-            req.destroy();
-          }
-        });
-        res.on('error', (e) => { if (!failed) reject(e); });
-        res.on('aborted', () => { if (!failed) reject(new Error('the response was cut off')); });
-        res.on('end', () => { if (!failed) resolve({ status: res.statusCode ?? 0, index, text: scanner.end().toString('utf8') }); });
+        scanBody(res, req, new ElidingJsonScanner(bounds))
+          .then((kept) => resolve({ status: res.statusCode ?? 0, index, text: kept.toString('utf8') }), reject);
       });
       req.on('error', reject);
       req.end(body);

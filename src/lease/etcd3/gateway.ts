@@ -10,7 +10,7 @@
 // /v3/auth/authenticate in the Authorization header, fetched once and again after etcd refuses it.
 import http from 'node:http';
 import type https from 'node:https';
-import { BodyTooLargeError, ElidingJsonScanner } from '../bounded-json.ts';
+import { BodyTooLargeError, ElidingJsonScanner, scanBody } from '../bounded-json.ts';
 
 /**
  * node:https, loaded on first use: with it come node:tls and crypto's TLS parts, about 5 MB of
@@ -247,27 +247,13 @@ export class EtcdGateway {
           return;
         }
         const scanner = new ElidingJsonScanner({ maxBytes: bounds.maxBytes ?? DEFAULT_MAX_BYTES, elideValuesOver: bounds.elideValuesOver ?? Number.MAX_SAFE_INTEGER });
-        let failed = false;
-        res.on('data', (chunk: Buffer) => {
-          if (failed) return;
+        scanBody(res, req, scanner).then((kept) => {
           try {
-            scanner.push(chunk);
-          } catch (e) {
-            failed = true;
-            reject(e as Error);
-            req.destroy();
-          }
-        });
-        res.on('error', (e) => { if (!failed) reject(e); });
-        res.on('aborted', () => { if (!failed) reject(new Error('the answer was cut off')); });
-        res.on('end', () => {
-          if (failed) return;
-          try {
-            resolve(JSON.parse(scanner.end().toString('utf8')));
+            resolve(JSON.parse(kept.toString('utf8')));
           } catch {
             reject(new GatewayError(status, -1, `etcd answered ${url.pathname} with something that is not JSON`));
           }
-        });
+        }, reject);
       });
       req.on('error', reject);
       req.end(data);
