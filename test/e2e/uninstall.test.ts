@@ -14,18 +14,8 @@ const skip = process.getuid?.() === 0 ? false : 'needs root (network namespaces)
 const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8' });
 
 test('uninstall removes the rules, flannel.1, weft routes and subnet.env; nothing else', { skip }, (t) => {
-  const ns = `weft-un-${randomBytes(3).toString('hex')}`;
-  const dir = mkdtempSync(join(tmpdir(), 'weft-un-'));
-  ip('netns', 'add', ns);
-  t.after(() => {
-    spawnSync('ip', ['netns', 'del', ns]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const inNs = (cmd: string, ...args: string[]): string => execFileSync('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], { encoding: 'utf8' });
   // A node as the agent leaves it: an uplink, flannel.1, a weft route, an operator's route, the rules.
-  ip('-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0');
-  ip('-n', ns, 'addr', 'add', '172.31.1.11/24', 'dev', 'eth0');
-  ip('-n', ns, 'link', 'set', 'eth0', 'up');
+  const { dir, inNs, ns } = scratchNode(t);
   ip('-n', ns, 'link', 'set', 'peer0', 'up');
   ip('-n', ns, 'link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'dev', 'eth0', 'local', '172.31.1.11', 'dstport', '8472', 'nolearning');
   ip('-n', ns, 'route', 'add', '10.16.9.0/24', 'via', '172.31.1.12', 'proto', '0x57');
