@@ -339,7 +339,7 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
     if (stopped) return;
     startTimers(state);
     readiness.programmed();
-    d.log.info({ subnet, peers: peers.peers.length, backend: backend.type, ...readiness.view() }, 'weft agent running');
+    d.log.info({ subnet, peers: peers.peers.length, backend: backend.type, ...readiness.view() }, readiness.view().ready ? 'weft agent ready' : 'weft agent running, not ready');
   }
 
   function peerStatus(p: Peer): PeerStatus {
