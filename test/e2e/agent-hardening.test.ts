@@ -5,10 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exists } from '../../src/lab/processes.ts';
+import { cniAdd, cniDel } from '../../src/lab/cni-exec.ts';
+import { pluginRequestConfig, type Conflist } from '../../src/lab/cni-config.ts';
+import { createNetns, deleteNetns } from '../../src/lab/netns.ts';
+import { nodeFiles } from '../../src/lab/paths.ts';
 import { fetchStatus } from '../../src/agent/status.ts';
 import {
   agentCommand, agentLog, etcdctl, inNs, labPrerequisiteProblem, readSubnetEnv, startAgent, startTestLab, status, stopDaemon, waitFor, type TestLab,
@@ -165,4 +169,38 @@ test('config changes on running nodes: a new backend is applied live and the old
   const moved = (await status(lab, 'n1'))!;
   assert.match(moved.lease!.subnet, /^10\.17\./);
   assert.doesNotMatch(await inNs(n1, ['ip', '-4', '-o', 'addr', 'show']), /inet 10\.16\./);
+});
+
+test('/metrics on a running agent: readiness, lease expiry, peers by path, CNI requests by verb and result, IPAM usage, build info', { skip }, async (t) => {
+  const lab = await startTestLab(t, { nodes: 2, podsPerNode: 0 });
+  const node = lab.node('n1');
+  await stopDaemon(lab, 'n1');
+  await startAgent(lab, 'n1', { extra: ['--healthz-ip', '127.0.0.1', '--healthz-port', '18473'] });
+  // One pod ADD and DEL through the real plugin, served by this agent's CNI server.
+  const podNs = `${node.ns}-mp`;
+  await createNetns(podNs);
+  t.after(() => deleteNetns(podNs).catch(() => undefined));
+  const conflist = JSON.parse(await readFile(nodeFiles(node.dir).conflist, 'utf8')) as Conflist;
+  const inv = { plugin: lab.state.plugin, hostNs: node.ns, podNs, containerId: 'metrics-probe', podName: 'metrics-probe' };
+  const added = await cniAdd(inv, pluginRequestConfig(conflist));
+  assert.equal(added.addresses.length, 1);
+  const scrape = async (): Promise<string> => inNs(node.ns, [process.execPath, '-e', "fetch('http://127.0.0.1:18473/metrics').then(async (r) => process.stdout.write(await r.text()))"]);
+  // The usage gauge is counted in the background after an ADD: wait for it rather than for a time.
+  const text = await waitFor('IPAM usage in the metrics', async () => {
+    const m = await scrape();
+    return /weft_ipam_addresses\{state="used"\} 1\b/.test(m) ? m : undefined;
+  });
+  assert.match(text, /weft_build_info\{version="[^"]+",mode="etcd",nodejs="v24\.[\d.]+"\} 1/);
+  assert.match(text, /^weft_ready 1$/m);
+  assert.match(text, /weft_phase\{phase="ready"\} 1/);
+  assert.match(text, /weft_peers\{path="vxlan"\} 1/);
+  assert.match(text, /^weft_rejected_peers 0$/m);
+  const expiry = Number(/^weft_lease_expiry_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
+  assert.ok(expiry > Date.now() / 1000, `the lease expires in the future: ${expiry}`);
+  assert.match(text, /weft_cni_requests_total\{verb="ADD",result="ok"\} 1/);
+  assert.match(text, /weft_cni_request_duration_seconds_count\{verb="ADD"\} 1/);
+  assert.match(text, /weft_reconcile_duration_seconds_count [1-9]/);
+  assert.match(text, /weft_event_loop_delay_seconds\{quantile="max"\}/);
+  await cniDel(inv, pluginRequestConfig(conflist, 0, added.raw));
+  await waitFor('the DEL counted', async () => /weft_cni_requests_total\{verb="DEL",result="ok"\} 1/.test(await scrape()));
 });
