@@ -10,7 +10,7 @@ import type {
 import { findOwnLeases } from '../../lease/acquire.ts';
 import { LeaseManager, type HeldLease } from '../../lease/manager.ts';
 import { configNotFoundMessage, parseNetworkConfig, type NetworkConfig } from '../../lease/network-config.ts';
-import type { OpenedLeaseStore, OpenLeaseStoreOptions } from '../../lease/open-store.ts';
+import type { OpenedLeaseStore } from '../../lease/open-store.ts';
 import type { PeerChange, PeerLease, PeerWatch } from '../../lease/peers.ts';
 import type { LeaseListing, LeaseStore } from '../../lease/store.ts';
 import { backendSection } from './backend-section.ts';
@@ -29,8 +29,6 @@ export interface EtcdControlPlaneOptions {
   retryDelayMs?: number;
   log: Logger;
 }
-
-export type { OpenLeaseStoreOptions };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -55,9 +53,9 @@ function toPeer(p: PeerLease): PeerSnapshot['peers'][number] | undefined {
   return { id: p.key, subnets: [formatCidr(p.subnets.ipv4)], publicIp: p.attrs.publicIp, backendType: p.attrs.backendType ?? '', backendData: p.attrs.backendData };
 }
 
-export function peerSnapshot(change: Pick<PeerChange, 'peers'> & { rejected?: PeerSnapshot['rejected'] }): PeerSnapshot {
+export function peerSnapshot(change: Pick<PeerChange, 'peers' | 'rejected'>): PeerSnapshot {
   const peers = change.peers.map(toPeer).filter((p): p is NonNullable<typeof p> => p !== undefined);
-  return { peers, rejected: change.rejected ?? [] };
+  return { peers, rejected: change.rejected };
 }
 
 function rangesOf(lease: HeldLease): NodeRanges {
