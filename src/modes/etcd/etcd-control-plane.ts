@@ -13,7 +13,6 @@ import { configNotFoundMessage, parseNetworkConfig, type NetworkConfig } from '.
 import type { OpenedLeaseStore } from '../../lease/open-store.ts';
 import type { PeerChange, PeerLease, PeerWatch } from '../../lease/peers.ts';
 import type { LeaseListing, LeaseStore } from '../../lease/store.ts';
-import { backendSection } from './backend-section.ts';
 
 export interface EtcdControlPlaneOptions {
   /** Opens the store (openLeaseStore, or an in-memory store in tests); retried while it fails with WEFT_NOT_READY. */
@@ -43,7 +42,8 @@ export function clusterConfigOf(c: NetworkConfig): ClusterConfig {
     throw new WeftError('WEFT_INVALID_CONFIG', 'network config: weft needs an IPv4 "Network" (IPv6-only clusters are not supported yet)');
   }
   return {
-    network: formatCidr(c.ipv4.network), backend: backendSection(c), nftables: c.enableNFTables,
+    // The Backend section stays raw (Type included): the runtime's backend registry parses it.
+    network: formatCidr(c.ipv4.network), backend: c.backend.raw, nftables: c.enableNFTables,
     restartKey: restartKey(c), warnings: c.warnings,
   };
 }
