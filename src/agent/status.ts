@@ -62,6 +62,10 @@ export async function startStatusServer(path: string, status: () => AgentStatus)
       res.writeHead(404).end();
     }
   });
+  // Root only, but still bounded: a stuck client must not hold a connection forever.
+  server.headersTimeout = 5000;
+  server.requestTimeout = 10_000;
+  server.maxConnections = 64;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => resolve());
