@@ -48,3 +48,16 @@ describe('weft cni-server: sockets it cannot listen on', { skip }, () => {
     assertWeftError(await cniServer(['--socket', socket]), /another weft agent or cni-server is already serving it in this network namespace/);
   });
 });
+
+describe('weft cni: logging settings never stop the plugin from answering', () => {
+  it('an empty or unknown WEFT_LOG_LEVEL/WEFT_LOG_FORMAT still answers VERSION with the CNI result', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const weft = fileURLToPath(new URL('../../bin/weft', import.meta.url));
+    for (const env of [{ WEFT_LOG_LEVEL: '' }, { WEFT_LOG_LEVEL: 'loud' }, { WEFT_LOG_FORMAT: 'xml' }]) {
+      const r = spawnSync(weft, ['cni'], { env: { ...process.env, ...env, CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', encoding: 'utf8' });
+      assert.equal(r.status, 0, `${JSON.stringify(env)}: ${r.stderr}`);
+      assert.ok(Array.isArray((JSON.parse(r.stdout) as { supportedVersions?: unknown }).supportedVersions), r.stdout);
+    }
+  });
+});

@@ -2,7 +2,7 @@
 // server that the weft-cni front end talks to). See docs/cni.md.
 import type { Command } from 'commander';
 import { writeFileSync, rmSync } from 'node:fs';
-import { createLogger } from '../log/logger.ts';
+import { createLogger, lenientLogSettings } from '../log/logger.ts';
 import { WeftError, errnoCode } from '../errors.ts';
 import { DEFAULT_CNI_SOCKET } from '../cni/socket-address.ts';
 import { MAX_REQUEST_BYTES } from '../cni/wire.ts';
@@ -35,7 +35,7 @@ export function registerCni(program: Command): void {
     .description('run the CNI plugin in this process: reads CNI_* variables and the network config on stdin, as a container runtime calls it')
     .action(async () => {
       const { handleCni, BridgeOperations, iptablesPodMasquerade } = await loadPlugin();
-      const log = createLogger({ name: 'weft-cni', fd: 2, level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+      const log = createLogger({ name: 'weft-cni', fd: 2, ...lenientLogSettings(process.env, { level: 'warn', format: 'json' }) });
       const env: Record<string, string> = {};
       for (const [k, v] of Object.entries(process.env)) if (k.startsWith('CNI_') && v !== undefined) env[k] = v;
       const stdin = await readStdin();

@@ -61,6 +61,17 @@ function checked<T extends string>(what: string, value: string, allowed: readonl
   return value as T;
 }
 
+/**
+ * The level and format from the environment, or the defaults when they are unset or not valid:
+ * for the CNI plugin, which must answer its runtime whatever WEFT_LOG_* say (daemons refuse a
+ * bad value at start instead).
+ */
+export function lenientLogSettings(env: NodeJS.ProcessEnv, defaults: { level: LogLevel; format: LogFormat }): { level: LogLevel; format: LogFormat } {
+  const pick = <T extends string>(value: string | undefined, allowed: readonly T[], fallback: T): T =>
+    value !== undefined && (allowed as readonly string[]).includes(value) ? value as T : fallback;
+  return { level: pick(env.WEFT_LOG_LEVEL, LOG_LEVELS, defaults.level), format: pick(env.WEFT_LOG_FORMAT, LOG_FORMATS, defaults.format) };
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   const levelText = options.level ?? (process.env.WEFT_LOG_LEVEL || 'info');
   const level = levelText === 'silent' ? 'silent' : checked(options.level === undefined ? 'WEFT_LOG_LEVEL' : 'log level', levelText, LOG_LEVELS);
