@@ -154,6 +154,25 @@ describe('CNI server: bounds', () => {
     assert.deepEqual(requests.map((r) => r.result).sort(), ['error', 'ok', 'ok']);
   });
 
+  it('requests being served do not count against maxConnections: a burst of slow DELs all get served', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    let started = 0;
+    const slow: CniOperations = { ...ops, del: async () => { started++; await gate; } };
+    const { socket } = await start({ maxConnections: 2, ops: slow });
+    // One after another, each in service before the next connects: five in service at once.
+    const answers: ReturnType<typeof exchange>[] = [];
+    try {
+      for (let i = 0; i < 5; i++) {
+        answers.push(exchange(socket, encodeRequest({ env: { ...env('DEL'), CNI_CONTAINERID: `c${i}` }, stdin: CONFIG })));
+        await until(`DEL ${i + 1} in service`, () => started === i + 1);
+      }
+    } finally {
+      release();
+    }
+    for (const a of await Promise.all(answers)) assert.equal(decodeResponse(a.received).exitCode, 0);
+  });
+
   it('drops a connection that does not finish its request within the timeout', async () => {
     const { server, socket, requests } = await start({ requestTimeoutMs: 50 });
     const idle = await exchange(socket, encodeRequest({ env: env('ADD'), stdin: CONFIG }).subarray(0, 7), false);

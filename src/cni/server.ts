@@ -4,7 +4,7 @@
 //
 // Every connection is untrusted input, so each one is bounded: a request may hold at most
 // MAX_REQUEST_BYTES (wire.ts) and must arrive within requestTimeoutMs of the accept; at most
-// maxConnections are open at once, and one more gets an immediate "try again later" (CNI
+// maxConnections are still sending their request at once, and one more gets an immediate "try again later" (CNI
 // code 11), which runtimes retry. Refusals are logged through a LogThrottle, so a flood of
 // them writes a line per window, not a line each.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -94,6 +94,7 @@ export async function startCniServer(options: CniServerOptions): Promise<Server>
   const throttle = new LogThrottle(log, LOG_WINDOW_MS, options.clock);
   const buffered = new Set<{ size: number; chunks: Buffer[] }>();
   let connections = 0;
+  let receiving = 0;
   let largestRequestBytes = 0;
 
   const report = (info: CniRequestInfo): void => {
@@ -115,6 +116,15 @@ export async function startCniServer(options: CniServerOptions): Promise<Server>
       report({ verb, result, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     };
     connections++;
+    // Only connections still sending their request count against maxConnections: that is what
+    // holds buffers. A request being served holds none, and a burst of DELs must overlap.
+    receiving++;
+    let received = false;
+    const stopReceiving = (): void => {
+      if (received) return;
+      received = true;
+      receiving--;
+    };
     const request = { size: 0, chunks: [] as Buffer[] };
     let serving = false;
     const release = (): void => {
@@ -127,6 +137,7 @@ export async function startCniServer(options: CniServerOptions): Promise<Server>
     }, timeoutMs);
     conn.once('close', () => {
       connections--;
+      stopReceiving();
       release();
       clearTimeout(timer);
       // A request being served reports when it is done, even if its caller has gone.
@@ -143,7 +154,7 @@ export async function startCniServer(options: CniServerOptions): Promise<Server>
       conn.end(encodeResponse(response), () => conn.destroy());
     };
 
-    if (connections > maxConnections) {
+    if (receiving > maxConnections) {
       throttle.warn('busy', { maxConnections }, 'refused a CNI request: too many connections in progress');
       refuse(failure(CniErrorCodes.tryAgainLater, `the weft CNI server is busy (${maxConnections} requests in progress); try again later`));
       return;
@@ -167,6 +178,7 @@ export async function startCniServer(options: CniServerOptions): Promise<Server>
     });
     conn.on('end', () => {
       clearTimeout(timer);
+      stopReceiving();
       const frame = Buffer.concat(request.chunks);
       release();
       serving = true;
