@@ -126,6 +126,21 @@ describe('planPeers', () => {
     assert.deepEqual(bad.errors.map((e) => [e.peer, e.subnet]), [['node-7', '10.99.0.0/24']]);
   });
 
+  test('a subnet that overlaps ours, another peer\'s, or is the whole Network is refused: longest-prefix routing would let it steal traffic', () => {
+    const insideOurs = vx('subnets/10.244.1.128-25', '10.244.1.128/25', '192.168.1.21', '0a:00:00:00:00:21');
+    const insideA = vx('subnets/10.244.2.0-25', '10.244.2.0/25', '192.168.1.22', '0a:00:00:00:00:22');
+    const coversA = vx('subnets/10.244.2.0-23', '10.244.2.0/23', '192.168.1.23', '0a:00:00:00:00:23');
+    const whole = vx('subnets/10.244.0.0-16', '10.244.0.0/16', '192.168.1.24', '0a:00:00:00:00:24');
+    const plan = planPeers([peerA, insideOurs, insideA, coversA, whole, peerB], ctx());
+    assert.deepEqual([...plan.desired.routes.keys()].sort(), ['10.244.2.0/24', '10.244.3.0/24']);
+    const why = (p: Peer): string => plan.errors.find((e) => e.peer === p.id)?.error ?? '';
+    assert.match(why(insideOurs), /overlaps our own lease subnet 10\.244\.1\.0\/24/);
+    assert.match(why(insideA), /10\.244\.2\.0\/24, which overlaps 10\.244\.2\.0\/25/);
+    assert.match(why(coversA), /10\.244\.2\.0\/24, which overlaps 10\.244\.2\.0\/23/);
+    assert.match(why(whole), /the whole cluster Network/);
+    for (const p of [insideOurs, insideA, coversA, whole]) assert.equal(plan.paths.get(p.id), 'unreachable');
+  });
+
   test('DirectRouting: the same-subnet peer gets a plain route on the underlay, the routed one vxlan', () => {
     const plan = planPeers([peerA, peerB], ctx({ directRouting: true }));
     assert.deepEqual(plan.desired.routes.get('10.244.2.0/24'), { dst: '10.244.2.0/24', gateway: '192.168.1.11', oif: ETH0, onlink: false, peer: peerA.id });

@@ -219,6 +219,12 @@ function peerSubnets(peer: Peer, network: Cidr, ctx: PlanContext, table: RouteIn
     if (!cidrContainsCidr(network, net)) {
       return { error: `subnet ${dst} is outside the cluster Network ${formatCidr(network)}: routing it could send this node's own traffic (underlay, etcd) into the overlay`, subnet: dst };
     }
+    if (net.prefix === network.prefix) {
+      return { error: `subnet ${dst} is the whole cluster Network: no one node holds all of it`, subnet: dst };
+    }
+    if (ctx.ownSubnet !== undefined && cidrsOverlap(net, parseCidr(ctx.ownSubnet))) {
+      return { error: `subnet ${dst} overlaps our own lease subnet ${ctx.ownSubnet}: a route to it would take our own pods' traffic`, subnet: dst };
+    }
     const clash = net.prefix === 0 ? 'the default route' : table.connectedOverlap(net, ctx.deviceIndex);
     if (clash) return { error: `subnet ${dst} overlaps ${clash}: a route to it would break this node's own networking`, subnet: dst };
     if (out.some((o) => cidrsOverlap(o.net, net))) return { error: `the peer lists overlapping subnets (${dst})`, subnet: dst };
@@ -250,6 +256,15 @@ export function planPeers(peers: readonly Peer[], ctx: PlanContext): Plan {
  * planPeers one peer at a time, so that a caller can yield to the event loop between peers;
  * peers are decided in the order added (the first claimant of a subnet or a VtepMAC wins).
  */
+/** The strict supernets of net, from one bit shorter down to `downTo` (the Network's prefix), canonical. */
+function supernets(net: Cidr, downTo: number): string[] {
+  const out: string[] = [];
+  for (let p = net.prefix - 1; p >= downTo; p--) {
+    out.push(formatCidr({ family: net.family, network: net.network & prefixMask(net.family, p), prefix: p }));
+  }
+  return out;
+}
+
 export class PeerPlanner {
   readonly plan: Plan = {
     desired: { routes: new Map(), neighbours: new Map(), fdb: new Map() },
@@ -265,12 +280,29 @@ export class PeerPlanner {
   private readonly fdbOwner = new Map<string, string>();
   /** Subnets some peer already claimed (programmed or not): a second claimant is refused. */
   private readonly claimed = new Map<string, string>();
+  /** Every strict supernet of a claimed subnet, down to the Network: a newcomer that covers one overlaps a claim. */
+  private readonly covering = new Map<string, string>();
 
   constructor(ctx: PlanContext) {
     this.ctx = ctx;
     this.serves = SERVES[ctx.mode];
     this.network = ctx.network === undefined ? undefined : parseNetwork(ctx.network);
     this.table = new RouteIndex(ctx.routes);
+  }
+
+  /**
+   * A claimed subnet that overlaps net, if any. CIDRs overlap only when one contains the other,
+   * so it is enough to look net and its supernets up among the claims, and net among the claims'
+   * supernets: O(prefix length) per subnet, not O(peers).
+   */
+  private overlappingClaim(net: Cidr, network: Cidr): { peer: string; subnet: string } | undefined {
+    const self = formatCidr(net);
+    for (const dst of [self, ...supernets(net, network.prefix)]) {
+      const peer = this.claimed.get(dst);
+      if (peer !== undefined) return { peer, subnet: dst };
+    }
+    const inside = this.covering.get(self);
+    return inside === undefined ? undefined : { peer: this.claimed.get(inside) ?? '?', subnet: inside };
   }
 
   add(peer: Peer): void {
@@ -298,12 +330,19 @@ export class PeerPlanner {
       fail(subnets.error, subnets.subnet);
       return;
     }
-    const taken = subnets.find((s) => claimed.has(s.dst));
-    if (taken) {
-      fail(`another peer (${claimed.get(taken.dst)}) already has subnet ${taken.dst}; this duplicate is skipped`, taken.dst);
-      return;
+    for (const s of subnets) {
+      const holder = this.overlappingClaim(s.net, network);
+      if (holder) {
+        fail(holder.subnet === s.dst
+          ? `another peer (${holder.peer}) already has subnet ${s.dst}; this duplicate is skipped`
+          : `another peer (${holder.peer}) already has ${holder.subnet}, which overlaps ${s.dst}; the later claim is skipped`, s.dst);
+        return;
+      }
     }
-    for (const s of subnets) claimed.set(s.dst, peer.id);
+    for (const s of subnets) {
+      claimed.set(s.dst, peer.id);
+      for (const sup of supernets(s.net, network.prefix)) if (!this.covering.has(sup)) this.covering.set(sup, s.dst);
+    }
     if (peer.backendType !== serves) {
       plan.warnings.push({ peer: peer.id, subnet: first, warning: `ignored: the peer's BackendType is "${peer.backendType}", this node serves "${serves}" peers only` });
       plan.paths.set(peer.id, 'ignored');
