@@ -97,6 +97,9 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
   #watch: Watch | undefined;
   #wait: { cancel(): void } | undefined;
   #conflictValue: string | undefined;
+  /** Values this node published before a republish: seen on our key, they are our own late writes. */
+  readonly #superseded = new Set<string>();
+  #writes: Promise<unknown> = Promise.resolve();
   readonly #peerWatches = new Set<PeerWatch>();
 
   constructor(options: LeaseManagerOptions) {
@@ -150,12 +153,29 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
     this.#attrs = { ...this.#attrs, backendType, backendData };
     const lease = this.#lease;
     if (!lease || this.#state !== 'held') return; // a re-acquisition picks the new attributes up
-    // Our own key's watch compares against the held value: switch to the new one before writing it.
-    const next: HeldLease = { ...lease, attrs: this.#attrs, value: formatLeaseValue(this.#attrs) };
-    this.#lease = next;
-    const stored = await this.#store.put(next.key, next.value, next.expiresAt === null ? null : this.#ttl);
-    next.expiresAt = stored.expiresAt;
-    this.#emit('renewed', next);
+    // Our own key's watch compares against the held value: switch to the new one before writing
+    // it, and remember the old one, whose write may still be landing (a renewal in flight).
+    this.#superseded.add(lease.value);
+    if (this.#superseded.size > 4) this.#superseded.delete(this.#superseded.values().next().value as string);
+    this.#lease = { ...lease, attrs: this.#attrs, value: formatLeaseValue(this.#attrs) };
+    const { lease: written, stored } = await this.#write();
+    written.expiresAt = stored.expiresAt;
+    this.#emit('renewed', written);
+  }
+
+  /**
+   * Writes the held lease as it is when the write starts. Writes run one at a time, so the
+   * last one issued lands last: a renewal in flight cannot put an older value over a newer one.
+   */
+  #write(): Promise<{ lease: HeldLease; stored: StoredLease }> {
+    const run = this.#writes.then(async () => {
+      const lease = this.#lease;
+      if (!lease || this.#state !== 'held') throw new WeftError('WEFT_NOT_READY', 'lease: no lease is held any more (revoked meanwhile)');
+      const stored = await this.#store.put(lease.key, lease.value, lease.expiresAt === null ? null : this.#ttl);
+      return { lease, stored };
+    });
+    this.#writes = run.then(() => undefined, () => undefined);
+    return run;
   }
 
   async acquire(): Promise<HeldLease> {
@@ -261,8 +281,9 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       return;
     }
     let stored: StoredLease;
+    let written: HeldLease;
     try {
-      stored = await this.#store.put(lease.key, lease.value, this.#ttl);
+      ({ lease: written, stored } = await this.#write());
     } catch (e) {
       if (gen !== this.#gen) return;
       const left = lease.expiresAt - this.#timers.now();
@@ -274,9 +295,9 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       return;
     }
     if (gen !== this.#gen) return;
-    lease.expiresAt = stored.expiresAt;
-    this.#log.info({ key: lease.key, expiresAt: stored.expiresAt }, `renewed lease ${describeSubnets(lease.subnets)}`);
-    this.#emit('renewed', lease);
+    written.expiresAt = stored.expiresAt;
+    this.#log.info({ key: written.key, expiresAt: stored.expiresAt }, `renewed lease ${describeSubnets(written.subnets)}`);
+    this.#emit('renewed', written);
     this.#scheduleRenew(gen);
   }
 
@@ -341,7 +362,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       this.#revoke(late ? 'expired' : 'deleted', late ? 'the store expired it (renewals did not get through)' : 'its key was deleted from the store');
       return;
     }
-    if (stored.value !== lease.value) {
+    if (stored.value !== lease.value && !this.#superseded.has(stored.value)) {
       const attrs = parseLeaseValue(stored.value);
       if (!attrs.ok || !this.#isOurs(attrs.value)) {
         const who = attrs.ok ? `a node with public IP ${this.#config.ipv4 ? attrs.value.publicIp : attrs.value.publicIpv6}` : 'an unreadable value';

@@ -245,6 +245,33 @@ describe('republish (a live backend change)', () => {
     assert.equal((JSON.parse((await stored())!.value) as { BackendType: string }).BackendType, 'host-gw');
   });
 
+  it('a renewal in flight during a republish cannot land the old value last, and is not taken for another node', async (t) => {
+    const clock = new FakeClock();
+    const store = new MemoryLeaseStore({ clock });
+    const { delegateStore } = await import('./testing.ts');
+    let hold: (() => void) | undefined;
+    const slow = delegateStore(store, {
+      put: async (k, v, ttl) => {
+        if (hold === undefined && JSON.parse(v).BackendType === 'vxlan') await new Promise<void>((r) => (hold = r)); // the renewal's write stalls
+        return store.put(k, v, ttl);
+      },
+    });
+    const m = new LeaseManager({ store: slow, config, publicIp: '192.168.1.10', backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: '02:00:00:00:00:0a' }, ttlSeconds: 100, renewMarginSeconds: 30, retryIntervalSeconds: 10, timers: clock, random: () => 0 });
+    let conflicts = 0;
+    m.on('conflict', () => conflicts++);
+    const lease = await m.acquire();
+    m.start();
+    t.after(() => m.stop());
+    await clock.advance(70 * S); // the renewal starts and stalls
+    const republished = m.republish('host-gw', undefined);
+    hold?.();
+    await republished;
+    await clock.settle();
+    const stored = (await store.listLeases()).leases.find((l) => l.key === lease.key)!;
+    assert.equal((JSON.parse(stored.value) as { BackendType: string }).BackendType, 'host-gw');
+    assert.equal(conflicts, 0);
+  });
+
   it('a failing renewal is reported as trouble (for status), then the renewal clears it', async (t) => {
     const clock = new FakeClock();
     const store = new MemoryLeaseStore({ clock });
