@@ -11,7 +11,8 @@
 // The kernel applies each request on its own, so a slice boundary changes nothing about the
 // outcome; the diff comes from one snapshot, as before (the gap between read and write just got
 // longer, and the next pass repairs whatever changed meanwhile). Two passes must not overlap on
-// one backend: each backend runs them through a SerialWork (serial.ts).
+// one kernel: each backend runs them through a SerialWork on its socket's queue (serial.ts), so
+// even the old and the new backend of a live switch take turns.
 import { fdbRequest, neighbourRequest, routeRequest, type NetlinkRequest, type Rtnetlink } from '../netlink/index.ts';
 import type { LocalNode, Peer, ReconcileReport } from './backend.ts';
 import { diff, ownedFdb, ownedRoutes, PeerPlanner, RTPROT_WEFT, type Operation, type TunnelData } from './plan.ts';

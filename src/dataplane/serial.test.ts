@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SerialWork } from './serial.ts';
+import { KernelQueue, SerialWork, kernelQueue } from './serial.ts';
 
 /** A pass the test finishes by hand, recording what it was started with. */
 function manualPasses(): { started: string[][]; finish: (i: number, result?: string | Error) => void; pass: (peers: string[]) => Promise<string> } {
@@ -81,4 +81,23 @@ describe('SerialWork', () => {
     await after;
     assert.deepEqual(order, ['a', 'b', 'teardown']);
   });
+});
+
+test('two backends on one kernel queue take turns: a pass of the second never starts inside a pass of the first', async () => {
+  const queue = kernelQueue({});
+  const shared = new KernelQueue();
+  const a = new SerialWork(shared);
+  const b = new SerialWork(shared);
+  const events: string[] = [];
+  const pass = (name: string) => async (): Promise<string> => {
+    events.push(`${name} start`);
+    await new Promise((r) => setImmediate(r));
+    events.push(`${name} end`);
+    return name;
+  };
+  await Promise.all([a.reconcile(1, pass('old')), b.reconcile(1, pass('new'))]);
+  assert.deepEqual(events, ['old start', 'old end', 'new start', 'new end']);
+  const socket = {};
+  assert.equal(kernelQueue(socket), kernelQueue(socket), 'one queue per socket');
+  assert.notEqual(kernelQueue(socket), queue);
 });

@@ -10,11 +10,43 @@ interface PendingPass<P, R> {
   readonly promise: Promise<R>;
 }
 
-export class SerialWork {
+/**
+ * The order of kernel work on one netlink socket. Backends that share a kernel share it, so
+ * that during a live backend switch the new backend's passes run after the old one's, never
+ * interleaved with them (both would diff weft's routes from different snapshots).
+ */
+export class KernelQueue {
   /** The end of the queue: resolves (never rejects) when everything queued so far is done. */
   #tail: Promise<unknown> = Promise.resolve();
+
+  enqueue<R>(work: () => R | Promise<R>): Promise<R> {
+    const run = this.#tail.then(work);
+    this.#tail = run.then(() => undefined, () => undefined);
+    return run;
+  }
+}
+
+const queues = new WeakMap<object, KernelQueue>();
+
+/** The queue of the kernel behind `socket` (an Rtnetlink, say): one per socket. */
+export function kernelQueue(socket: object): KernelQueue {
+  let q = queues.get(socket);
+  if (!q) {
+    q = new KernelQueue();
+    queues.set(socket, q);
+  }
+  return q;
+}
+
+export class SerialWork {
+  readonly #queue: KernelQueue;
   /** A reconcile queued but not started yet: later calls update its peers and share it. */
   #pending: PendingPass<unknown, unknown> | undefined;
+
+  /** `queue`: shared with the other backends on the same kernel (kernelQueue); a queue of its own by default. */
+  constructor(queue: KernelQueue = new KernelQueue()) {
+    this.#queue = queue;
+  }
 
   /**
    * Runs pass(peers) after everything queued before it, or joins the pass already waiting to
@@ -46,8 +78,6 @@ export class SerialWork {
   }
 
   #enqueue<R>(work: () => R | Promise<R>): Promise<R> {
-    const run = this.#tail.then(work);
-    this.#tail = run.then(() => undefined, () => undefined);
-    return run;
+    return this.#queue.enqueue(work);
   }
 }

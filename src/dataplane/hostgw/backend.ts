@@ -7,7 +7,7 @@ import type { Rtnetlink } from '../../netlink/index.ts';
 import type { Backend, LocalNode, Peer, PrepareResult, ReconcileReport } from '../backend.ts';
 import { canonicalIp, canonicalSubnet } from '../plan.ts';
 import { reconcilePeers } from '../reconcile.ts';
-import { SerialWork } from '../serial.ts';
+import { SerialWork, kernelQueue } from '../serial.ts';
 
 export interface HostGwOptions {
   /**
@@ -25,11 +25,12 @@ export class HostGwBackend implements Backend {
   private readonly node: LocalNode;
   private readonly network: string | undefined;
   private readonly sliceSize: number | undefined;
-  private readonly work = new SerialWork();
+  private readonly work: SerialWork;
   private subnet: string | undefined;
 
   constructor(nl: Rtnetlink, node: LocalNode, options: HostGwOptions = {}) {
     this.nl = nl;
+    this.work = new SerialWork(kernelQueue(nl));
     this.node = node;
     this.network = options.network;
     this.sliceSize = options.sliceSize;

@@ -11,7 +11,7 @@ import { addAddressRequest, deleteAddressRequest, type Link, type NetlinkRequest
 import type { Backend, LocalNode, Peer, PrepareResult, ReconcileReport } from '../backend.ts';
 import { canonicalIp, canonicalSubnet, deviceAddress, diffAddresses } from '../plan.ts';
 import { reconcilePeers } from '../reconcile.ts';
-import { SerialWork } from '../serial.ts';
+import { SerialWork, kernelQueue } from '../serial.ts';
 import { chooseVtepMac, DEFAULT_VXLAN_PORT, ensureVxlanDevice, VXLAN_OVERHEAD, type VxlanDeviceSpec } from './device.ts';
 import { decodeVxlanLeaseData, vxlanLeaseData } from './lease-data.ts';
 
@@ -45,7 +45,7 @@ export class VxlanBackend implements Backend {
   private readonly network: string | undefined;
   private readonly log: Logger;
   private readonly sliceSize: number | undefined;
-  private readonly work = new SerialWork();
+  private readonly work: SerialWork;
   private mac: string | undefined;
   private device: Link | undefined;
   private subnet: string | undefined;
@@ -58,6 +58,7 @@ export class VxlanBackend implements Backend {
     const mtu = underlayMtu - VXLAN_OVERHEAD;
     if (!(mtu >= 68)) throw new WeftError('WEFT_INVALID_CONFIG', `vxlan: an underlay MTU of ${underlayMtu} leaves ${mtu} for pods, below IPv4's minimum of 68`);
     this.type = type;
+    this.work = new SerialWork(kernelQueue(nl));
     this.nl = nl;
     this.node = node;
     this.network = options.network;
