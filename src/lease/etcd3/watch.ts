@@ -11,7 +11,7 @@
 //   cannot be delivered one by one; a re-list has them.
 // Responses are handled strictly in order through a promise chain, because a put may need a
 // TimeToLive lookup first.
-import { WeftError } from '../../errors.ts';
+import { WeftError, isWeftError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
 import { BodyTooLargeError } from '../bounded-json.ts';
 import type { Watch, WatchEvent, WatchHandlers } from '../store.ts';
@@ -42,6 +42,11 @@ interface WatchResponse {
 export const WATCH_LINE_MAX_BYTES = 8 * 1024 * 1024;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
+/**
+ * etcd sends a progress notification on an idle watch (every 10 minutes by default); a stream
+ * silent for longer than this is a member that stopped answering: reconnect from where we are.
+ */
+const IDLE_MS = 15 * 60 * 1000;
 
 export interface V3WatchOptions {
   gateway: EtcdGateway;
@@ -71,6 +76,7 @@ export class V3Watch implements Watch {
   #timer: NodeJS.Timeout | undefined;
   #backoff = BACKOFF_MIN_MS;
   #chain: Promise<void> = Promise.resolve();
+  #idle: NodeJS.Timeout | undefined;
 
   constructor(options: V3WatchOptions) {
     this.#o = options;
@@ -95,7 +101,8 @@ export class V3Watch implements Watch {
     try {
       stream = await this.#o.gateway.stream('/v3/watch', request, {
         onMessage: (doc) => {
-          this.#chain = this.#chain.then(() => this.#handle(generation, doc)).catch((e: unknown) => this.#fail(generation, e));
+          this.#watchIdle(generation);
+          this.#chain = this.#chain.then(() => this.#handle(generation, doc)).catch((e: unknown) => this.#undecodable(generation, e));
         },
         onEnd: (e) => {
           // After what came before it has been handled.
@@ -111,6 +118,27 @@ export class V3Watch implements Watch {
       return;
     }
     this.#stream = stream;
+    this.#watchIdle(generation);
+  }
+
+  #watchIdle(generation: number): void {
+    clearTimeout(this.#idle);
+    this.#idle = setTimeout(() => this.#fail(generation, new Error(`etcd sent nothing on the watch for ${IDLE_MS / 60_000} minutes`)), IDLE_MS);
+    this.#idle.unref();
+  }
+
+  /**
+   * A message we cannot decode would come back on every reconnect from the same revision (a
+   * poison pill): re-list instead, which refuses bad keys one by one.
+   */
+  #undecodable(generation: number, e: unknown): void {
+    if (this.#closed || generation !== this.#generation) return;
+    if (!isWeftError(e, 'WEFT_DECODE')) {
+      this.#fail(generation, e);
+      return;
+    }
+    this.close();
+    this.#o.handlers.onReset(`etcd sent a watch event weft cannot decode (${e.message}); listing again`);
   }
 
   async #handle(generation: number, doc: unknown): Promise<void> {
@@ -155,7 +183,8 @@ export class V3Watch implements Watch {
       this.#o.handlers.onEvent(event);
     }
     // A progress notification: every event up to the header revision has been delivered.
-    if (events.length === 0 && res.header?.revision) this.#next = Math.max(this.#next, Number(res.header.revision) + 1);
+    const header = Number(res.header?.revision);
+    if (events.length === 0 && Number.isSafeInteger(header)) this.#next = Math.max(this.#next, header + 1);
   }
 
   #ended(generation: number, e: Error | undefined): void {
@@ -181,6 +210,7 @@ export class V3Watch implements Watch {
   }
 
   #drop(): void {
+    clearTimeout(this.#idle);
     const s = this.#stream;
     this.#stream = undefined;
     s?.close();
