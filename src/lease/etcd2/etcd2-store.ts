@@ -39,6 +39,13 @@ export const V2_LIST_MAX_BYTES = 32 * 1024 * 1024;
 export const V2_REPLY_MAX_BYTES = 1024 * 1024;
 /** JSON writes a byte as at most 6 characters (\u00XX): a longer value string is certainly too large. */
 const jsonLength = (bytes: number): number => 6 * bytes;
+/**
+ * A lease value is ASCII JSON, which JSON-in-JSON writes in at most 2 characters a byte (\").
+ * Leaving out anything longer keeps a listing's kept bytes per key at 16 KiB, not 48 KiB, so
+ * junk keys push the one unpaged v2 listing towards its bound three times more slowly. (A value
+ * with control characters that needs more is not a lease anyway: it is refused by key.)
+ */
+const LEASE_JSON_MAX_CHARS = 2 * MAX_LEASE_VALUE_BYTES;
 
 export interface Etcd2StoreOptions {
   /** Validated client URLs, e.g. http://127.0.0.1:2379 (see parseEndpoints in ../open-store.ts). */
@@ -270,7 +277,7 @@ export class Etcd2LeaseStore implements LeaseStore {
       const url = new URL(`${path}${qs ? `?${qs}` : ''}`, this.#urls[at]);
       const signal = options.signal ?? AbortSignal.timeout(this.#timeoutMs);
       try {
-        const bounds = { maxBytes: options.maxBytes ?? V2_REPLY_MAX_BYTES, elideValuesOver: options.elideValuesOver ?? jsonLength(MAX_LEASE_VALUE_BYTES) };
+        const bounds = { maxBytes: options.maxBytes ?? V2_REPLY_MAX_BYTES, elideValuesOver: options.elideValuesOver ?? LEASE_JSON_MAX_CHARS };
         const reply = await this.#send(method, url, body, signal, bounds, options.onHeaders);
         this.#preferred = at;
         return reply;
