@@ -101,7 +101,10 @@ export class PeerSet {
   readonly #all = new Map<string, PeerLease>();
   #delivered = new Map<string, PeerLease>();
   #rejected = new Map<string, string>();
-  #deliveredRejected = '';
+  /** Bumped whenever the refused set changes, so a delivery sorts it only then (a store full of junk keys costs once, not per event). */
+  #rejectedVersion = 0;
+  #deliveredRejectedVersion = -1;
+  #rejectedSorted: RejectedLease[] | undefined;
   readonly #logger: Logger;
   readonly #bounds: PeerBounds;
 
@@ -126,6 +129,7 @@ export class PeerSet {
   /** Records a refusal; logs it only when this key was not already refused for this reason. */
   #reject(key: string, reason: string, into: Map<string, string> = this.#rejected, before: Map<string, string> = this.#rejected): void {
     if (before.get(key) !== reason) this.#logger.warn({ key, reason }, `skipping ${key}: ${reason}`);
+    if (into === this.#rejected && into.get(key) !== reason) this.#rejectedChanged(); // reset() compares its new set whole
     into.set(key, reason);
   }
 
@@ -139,19 +143,29 @@ export class PeerSet {
       if (typeof p === 'string') this.#reject(stored.key, p, rejected);
       else this.#all.set(p.id, p.peer);
     }
+    if (rejected.size !== this.#rejected.size || [...rejected].some(([k, r]) => this.#rejected.get(k) !== r)) this.#rejectedChanged();
     this.#rejected = rejected;
+  }
+
+  #rejectedChanged(): void {
+    this.#rejectedVersion++;
+    this.#rejectedSorted = undefined;
+  }
+
+  #unreject(key: string): void {
+    if (this.#rejected.delete(key)) this.#rejectedChanged();
   }
 
   apply(event: WatchEvent): void {
     if (event.type === 'delete' || event.type === 'skip') {
       if (event.type === 'skip') this.#reject(event.key, event.reason);
-      else this.#rejected.delete(event.key);
+      else this.#unreject(event.key);
       this.#forget(event.key);
       return;
     }
     const p = this.#parse(event.lease);
     if (typeof p !== 'string') {
-      this.#rejected.delete(event.lease.key);
+      this.#unreject(event.lease.key);
       this.#all.set(p.id, p.peer);
       return;
     }
@@ -167,7 +181,8 @@ export class PeerSet {
 
   /** The keys refused now, sorted. */
   get rejected(): RejectedLease[] {
-    return [...this.#rejected].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, reason]) => ({ key, reason }));
+    this.#rejectedSorted ??= [...this.#rejected].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, reason]) => ({ key, reason }));
+    return this.#rejectedSorted;
   }
 
   /**
@@ -187,9 +202,8 @@ export class PeerSet {
     for (const [id, peer] of this.#delivered) if (!now.has(id)) removed.push(peer);
     this.#delivered = now;
     const rejected = this.rejected;
-    const signature = JSON.stringify(rejected);
-    const rejectedChanged = signature !== this.#deliveredRejected;
-    this.#deliveredRejected = signature;
+    const rejectedChanged = this.#rejectedVersion !== this.#deliveredRejectedVersion;
+    this.#deliveredRejectedVersion = this.#rejectedVersion;
     return { peers: [...now.values()].sort(byPeerSubnet), added, updated, removed, rejected, rejectedChanged };
   }
 }
