@@ -2,6 +2,7 @@
 // or the in-memory store for unit tests). A store knows keys, values, TTLs and revisions; it
 // knows nothing of subnets, public IPs or backends. Keys are relative to the store's prefix
 // (default /coreos.com/network): "config", "subnets/10.16.85.0-24".
+import { WeftError } from '../errors.ts';
 
 /** One key under <prefix>/subnets/. */
 export interface StoredLease {
@@ -32,6 +33,24 @@ export interface StoredLease {
  * message limit. A store refuses such a key by name (SkippedKey) instead of failing whole.
  */
 export const MAX_LEASE_VALUE_BYTES = 8 * 1024;
+
+/** The most bytes the network config at <prefix>/config may have (flannel's are a few hundred). */
+export const MAX_CONFIG_BYTES = 64 * 1024;
+
+/** Why a lease value of `bytes` bytes (at least, when `atLeast`) cannot be handed over, or null when it fits. */
+export function oversizedValue(bytes: number, atLeast = false): string | null {
+  if (bytes <= MAX_LEASE_VALUE_BYTES) return null;
+  return `its value is ${atLeast ? 'at least ' : ''}${bytes} bytes, over the ${MAX_LEASE_VALUE_BYTES}-byte bound on a lease (flannel's are under 300); `
+    + 'remove or rewrite the key with etcdctl';
+}
+
+/** What a store writes is bounded as what it reads: weft never writes a lease it would refuse. */
+export function assertValueFits(store: string, key: string, value: string): void {
+  const size = Buffer.byteLength(value);
+  if (size > MAX_LEASE_VALUE_BYTES) {
+    throw new WeftError('WEFT_INTERNAL', `${store}: refusing to write ${size} bytes to ${key}: a lease value is at most ${MAX_LEASE_VALUE_BYTES} bytes`);
+  }
+}
 
 /** A key a store could not hand over (too large, not decodable), named with why. */
 export interface SkippedKey {

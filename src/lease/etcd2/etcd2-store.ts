@@ -24,7 +24,7 @@ import { posix } from 'node:path';
 import { WeftError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../log/logger.ts';
 import { BodyTooLargeError, elidedLength, ElidingJsonScanner, scanBody } from '../bounded-json.ts';
-import { MAX_LEASE_VALUE_BYTES, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchEvent, type WatchHandlers } from '../store.ts';
+import { assertValueFits, MAX_CONFIG_BYTES, MAX_LEASE_VALUE_BYTES, oversizedValue, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchEvent, type WatchHandlers } from '../store.ts';
 
 /** node:https (and node:tls with it, ~5 MB RSS) only for https:// endpoints. */
 const loadHttps = (): typeof https => process.getBuiltinModule('node:https');
@@ -32,7 +32,6 @@ const loadHttps = (): typeof https => process.getBuiltinModule('node:https');
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 
 /** The most bytes of network config weft reads; flannel's configs are a few hundred. */
-export const MAX_CONFIG_BYTES = 64 * 1024;
 /** Most bytes kept of a listing reply (v2 cannot page; about 100,000 flannel leases). */
 export const V2_LIST_MAX_BYTES = 32 * 1024 * 1024;
 /** Most bytes kept of any other reply. */
@@ -456,18 +455,14 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
 
 /** Why a node's value cannot be handed over as a lease, or null when it can. */
 function valueProblem(value: string | number | undefined): string | null {
-  const bound = `over the ${MAX_LEASE_VALUE_BYTES}-byte bound on a lease (flannel's are under 300); remove or rewrite the key with etcdctl`;
   const elided = elidedLength(value);
-  if (elided !== null) return `its value is ${elided} characters of JSON (at least ${Math.ceil(elided / 6)} bytes), ${bound}`;
-  const size = typeof value === 'string' ? Buffer.byteLength(value) : 0;
-  return size > MAX_LEASE_VALUE_BYTES ? `its value is ${size} bytes, ${bound}` : null;
+  // A value left out as JSON text of `elided` characters has at least a sixth of that in bytes.
+  if (elided !== null) return oversizedValue(Math.max(MAX_LEASE_VALUE_BYTES + 1, Math.ceil(elided / 6)), true);
+  return oversizedValue(typeof value === 'string' ? Buffer.byteLength(value) : 0);
 }
 
 function checkedValue(key: string, value: string): string {
-  const size = Buffer.byteLength(value);
-  if (size > MAX_LEASE_VALUE_BYTES) {
-    throw new WeftError('WEFT_INTERNAL', `etcd v2: refusing to write ${size} bytes to ${key}: a lease value is at most ${MAX_LEASE_VALUE_BYTES} bytes`);
-  }
+  assertValueFits('etcd v2', key, value);
   return value;
 }
 

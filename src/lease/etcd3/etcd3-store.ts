@@ -22,7 +22,7 @@ import { posix } from 'node:path';
 import { WeftError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../log/logger.ts';
 import { BodyTooLargeError, elidedLength } from '../bounded-json.ts';
-import { MAX_LEASE_VALUE_BYTES, type LeaseListing, type LeaseStore, type ListLeasesOptions, type SkippedKey, type StoredLease, type Watch, type WatchHandlers } from '../store.ts';
+import { assertValueFits, MAX_CONFIG_BYTES, MAX_LEASE_VALUE_BYTES, oversizedValue, type LeaseListing, type LeaseStore, type ListLeasesOptions, type SkippedKey, type StoredLease, type Watch, type WatchHandlers } from '../store.ts';
 import {
   EtcdGateway, GatewayError, GatewayUnreachableError, GRPC_INVALID_ARGUMENT, GRPC_OUT_OF_RANGE, GRPC_PERMISSION_DENIED, GRPC_UNAUTHENTICATED,
   type CallBounds,
@@ -52,7 +52,6 @@ export interface Etcd3StoreOptions {
 }
 
 /** The most bytes of network config weft reads; flannel's configs are a few hundred. */
-export const MAX_CONFIG_BYTES = 64 * 1024;
 /** Keys per range request while listing. */
 export const PAGE_LIMIT = 500;
 /** Most bytes kept of one range answer (oversized values already left out). */
@@ -353,24 +352,15 @@ function isAuthProblem(e: GatewayError): boolean {
 export function valueProblem(value: unknown): string | null {
   if (value === undefined) return null; // the empty value: etcd leaves it out
   const elided = elidedLength(value);
-  if (elided !== null) {
-    return `its value is about ${Math.floor((elided * 3) / 4)} bytes, over the ${MAX_LEASE_VALUE_BYTES}-byte bound on a lease (flannel's are under 300); `
-      + 'remove or rewrite the key with etcdctl';
-  }
+  // Left out as base64 of `elided` characters: about three quarters of that in bytes.
+  if (elided !== null) return oversizedValue(Math.max(MAX_LEASE_VALUE_BYTES + 1, Math.floor((elided * 3) / 4)), true);
   if (typeof value !== 'string') return 'its value is not base64 text in etcd\'s answer';
-  const size = Buffer.byteLength(value, 'base64');
-  if (size > MAX_LEASE_VALUE_BYTES) {
-    return `its value is ${size} bytes, over the ${MAX_LEASE_VALUE_BYTES}-byte bound on a lease (flannel's are under 300); remove or rewrite the key with etcdctl`;
-  }
-  return null;
+  return oversizedValue(Buffer.byteLength(value, 'base64'));
 }
 
 function encodeValue(key: string, value: string): string {
-  const b = Buffer.from(value, 'utf8');
-  if (b.length > MAX_LEASE_VALUE_BYTES) {
-    throw new WeftError('WEFT_INTERNAL', `etcd v3: refusing to write ${b.length} bytes to ${key}: a lease value is at most ${MAX_LEASE_VALUE_BYTES} bytes`);
-  }
-  return b.toString('base64');
+  assertValueFits('etcd v3', key, value);
+  return Buffer.from(value, 'utf8').toString('base64');
 }
 
 function rangeKvs(res: unknown): GatewayKv[] {

@@ -2,16 +2,11 @@
 // tests can compact history (to exercise re-list) or fail the next calls. The real stores
 // (src/lease/etcd2, src/lease/etcd3) pass the same contract tests against a real etcd.
 import { WeftError } from '../../errors.ts';
-import { MAX_LEASE_VALUE_BYTES, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchEvent, type WatchHandlers } from '../store.ts';
+import { assertValueFits, MAX_CONFIG_BYTES, oversizedValue, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchEvent, type WatchHandlers } from '../store.ts';
 
 /** The most bytes of network config the stores read (as the etcd stores do). */
-export const MAX_CONFIG_BYTES = 64 * 1024;
-
 /** Why a value cannot be handed over as a lease (as the etcd stores judge it), or null. */
-function valueProblem(value: string): string | null {
-  const size = Buffer.byteLength(value);
-  return size > MAX_LEASE_VALUE_BYTES ? `its value is ${size} bytes, over the ${MAX_LEASE_VALUE_BYTES}-byte bound on a lease` : null;
-}
+const valueProblem = (value: string): string | null => oversizedValue(Buffer.byteLength(value));
 
 export interface Clock {
   now(): number;
@@ -155,9 +150,6 @@ export class MemoryLeaseStore implements LeaseStore {
 }
 
 function checked(key: string, value: string): string {
-  const size = Buffer.byteLength(value);
-  if (size > MAX_LEASE_VALUE_BYTES) {
-    throw new WeftError('WEFT_INTERNAL', `memory store: refusing to write ${size} bytes to ${key}: a lease value is at most ${MAX_LEASE_VALUE_BYTES} bytes`);
-  }
+  assertValueFits('memory store', key, value);
   return value;
 }
