@@ -108,6 +108,11 @@ export function envNames(flag: string): string[] {
   return [`FLANNELD_${snake}`, `WEFT_${snake}`];
 }
 
+/** A flag's value from the environment (FLANNELD_<NAME>, then WEFT_<NAME>; empty counts as unset). */
+export function envValue(flag: string, env: Record<string, string | undefined> = process.env): string | undefined {
+  return envNames(flag).map((n) => env[n]).find((v) => v !== undefined && v !== '');
+}
+
 const bad = (flag: string, value: string, why: string): WeftError =>
   new WeftError('WEFT_INVALID_CONFIG', `--${flag}=${JSON.stringify(value)}: ${why}`);
 
@@ -150,7 +155,7 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
     const flag = FLAG_NAMES[key];
     let raw = flags[key];
     if (raw === undefined) {
-      const fromEnv = envNames(flag).map((n) => env[n]).find((v) => v !== undefined && v !== '');
+      const fromEnv = envValue(flag, env);
       if (fromEnv !== undefined) raw = fromEnv;
     }
     if (raw === undefined) continue;

@@ -2,7 +2,7 @@
 // reports). Flags keep flanneld's names; see src/agent/options.ts for defaults and env forms.
 import type { Command } from 'commander';
 import { createLogger, type Logger } from '../log/logger.ts';
-import { DEFAULT_AGENT_OPTIONS, FLAG_NAMES, envNames, type AgentOptions, type RawOptions } from '../agent/options.ts';
+import { DEFAULT_AGENT_OPTIONS, FLAG_NAMES, envNames, envValue, type AgentOptions, type RawOptions } from '../agent/options.ts';
 import { renderStatus } from '../agent/render-status.ts';
 import type { UninstallReport } from '../agent/uninstall.ts';
 import { isWeftError } from '../errors.ts';
@@ -12,7 +12,7 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 
 /** A flag's default as the agent resolves it: FLANNELD_<NAME> or WEFT_<NAME> if set, else the built-in one. */
 function fromEnv(flag: string, fallback: string): string {
-  return envNames(flag).map((n) => process.env[n]).find((v) => v !== undefined && v !== '') ?? fallback;
+  return envValue(flag) ?? fallback;
 }
 
 /** What uninstall removed is its report on stdout; its log (stderr) is for errors, as text, unless asked otherwise. */
