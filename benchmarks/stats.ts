@@ -23,3 +23,10 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** A command-line count: an integer from 1 to max, or an error naming the flag. */
+export function positive(name: string, text: string | undefined, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be an integer from 1 to ${max} (got ${text})`);
+  return n;
+}

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runInner, type InnerResult, type InnerSpec } from './inner.ts';
 import { must } from './exec.ts';
-import { alive } from '../stats.ts';
+import { alive, positive } from '../stats.ts';
 import { firstAddressOf, writeSubnetEnv } from '../../src/subnet/subnet-env.ts';
 import { parseCidr } from '../../src/net/cidr.ts';
 import { FIGURES, median, ms, percentile, perRoundTable, summarise, table, writeSection, type Figures, type RoundRow, type VariantSummary } from './report.ts';
@@ -57,12 +57,6 @@ const BRIDGE = 'cni0';
 
 type VariantName = 'server' | 'standalone' | 'reference';
 const LABELS: Record<VariantName, string> = { server: 'weft (server)', standalone: 'weft (standalone)', reference: 'reference (bridge + host-local)' };
-
-function positive(name: string, text: string | undefined, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be an integer from 1 to ${max} (got ${text})`);
-  return n;
-}
 
 const rounds = positive('rounds', opts.rounds, 20);
 const cycles = positive('cycles', opts.cycles, 5000);

@@ -21,7 +21,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cniEnv, run, type CniCall, type RunResult } from '../cni/exec.ts';
-import { alive, median, percentile } from '../stats.ts';
+import { alive, median, percentile, positive } from '../stats.ts';
+import { firstAddressOf, writeSubnetEnv } from '../../src/subnet/subnet-env.ts';
+import { parseCidr } from '../../src/net/cidr.ts';
 import { NETWORK, scratchNamespace, scratchNode, type ScratchNode } from './lab.ts';
 import { runServer, type PassResult, type ServerCommand } from './server.ts';
 
@@ -47,12 +49,6 @@ if (opts.server) {
   process.exit(0);
 }
 
-
-function positive(name: string, text: string | undefined, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be an integer from 1 to ${max} (got ${text})`);
-  return n;
-}
 
 const peerCount = positive('peers', opts.peers, 60_000);
 const rounds = positive('rounds', opts.rounds, 20);
@@ -153,7 +149,7 @@ interface Cni {
 
 function cniSetup(dir: string, pods: string[]): Cni {
   const subnetFile = join(dir, 'subnet.env');
-  writeFileSync(subnetFile, `FLANNEL_NETWORK=${NETWORK}\nFLANNEL_SUBNET=10.0.0.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`);
+  writeSubnetEnv(subnetFile, { network: parseCidr(NETWORK), subnet: firstAddressOf(parseCidr('10.0.0.0/24')), mtu: 1450, ipMasq: true });
   const plugin = join(dir, 'weft-cni');
   copyFileSync(join(ROOT, 'build', 'weft-cni'), plugin);
   execFileSync('chmod', ['755', plugin]);
