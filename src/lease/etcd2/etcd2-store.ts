@@ -19,7 +19,7 @@
 // listing reply may keep at most V2_LIST_MAX_BYTES, any other reply V2_REPLY_MAX_BYTES; the
 // network config at most MAX_CONFIG_BYTES.
 import http from 'node:http';
-import type https from 'node:https';
+import { describeNetError, loadHttps } from '../http.ts';
 import { posix } from 'node:path';
 import { WeftError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../log/logger.ts';
@@ -27,7 +27,6 @@ import { BodyTooLargeError, elidedLength, ElidingJsonScanner, scanBody } from '.
 import { assertValueFits, MAX_CONFIG_BYTES, MAX_LEASE_VALUE_BYTES, oversizedValue, type LeaseListing, type LeaseStore, type SkippedKey, type StoredLease, type Watch, type WatchEvent, type WatchHandlers } from '../store.ts';
 
 /** node:https (and node:tls with it, ~5 MB RSS) only for https:// endpoints. */
-const loadHttps = (): typeof https => process.getBuiltinModule('node:https');
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 
@@ -526,8 +525,3 @@ function isError(reply: V2Reply, code: number): boolean {
   return errorOf(reply)?.errorCode === code;
 }
 
-function describeNetError(e: unknown): string {
-  const err = e as Error & { code?: string };
-  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return 'no answer in time';
-  return err?.code ? `${err.code} ${err.message}` : String(err?.message ?? e);
-}

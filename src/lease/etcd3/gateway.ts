@@ -10,13 +10,13 @@
 // /v3/auth/authenticate in the Authorization header, fetched once and again after etcd refuses it.
 import http from 'node:http';
 import type https from 'node:https';
+import { describeNetError, loadHttps } from '../http.ts';
 import { BodyTooLargeError, ElidingJsonScanner, scanBody } from '../bounded-json.ts';
 
 /**
  * node:https, loaded on first use: with it come node:tls and crypto's TLS parts, about 5 MB of
  * RSS that an agent talking to http:// endpoints never needs.
  */
-export const loadHttps = (): typeof https => process.getBuiltinModule('node:https');
 
 export interface GatewayTls {
   ca?: Buffer;
@@ -298,8 +298,3 @@ function readAll(res: http.IncomingMessage, max: number): Promise<Buffer> {
   });
 }
 
-export function describeNetError(e: unknown): string {
-  const err = e as Error & { code?: string };
-  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return 'no answer in time';
-  return err?.code && !err.message.includes(err.code) ? `${err.code} ${err.message}` : String(err?.message ?? e);
-}
