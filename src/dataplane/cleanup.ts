@@ -6,12 +6,10 @@
 import { WeftError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { cidrContainsCidr, parseCidr, type Cidr } from '../net/cidr.ts';
-import { routeRequest, type Link, type Route, type Rtnetlink } from '../netlink/index.ts';
+import { routeRequest, RT_TABLE_MAIN, RTPROT_KERNEL, type Link, type Route, type Rtnetlink } from '../netlink/index.ts';
 import { RTPROT_WEFT } from './plan.ts';
+import { VXLAN_DEVICE } from './vxlan/index.ts';
 
-const RTPROT_KERNEL = 2;
-const MAIN_TABLE = 254;
-const VXLAN_DEVICE = /^flannel\.\d+$/;
 
 /** ifindexes of the flannel.<N> vxlan devices. */
 export function overlayDevices(links: readonly Link[]): Set<number> {
@@ -22,7 +20,7 @@ export function overlayDevices(links: readonly Link[]): Set<number> {
 export function weftOwnedRoute(r: Route, devices: ReadonlySet<number>): boolean {
   if (r.type !== 'unicast') return false;
   if (r.protocol === RTPROT_WEFT) return true;
-  return r.protocol !== RTPROT_KERNEL && r.table === MAIN_TABLE && r.oif !== undefined && devices.has(r.oif);
+  return r.protocol !== RTPROT_KERNEL && r.table === RT_TABLE_MAIN && r.oif !== undefined && devices.has(r.oif);
 }
 
 function parseNetworks(networks: readonly string[]): Cidr[] {

@@ -20,7 +20,7 @@
 // - permanent neighbours on our vxlan device; permanent FDB entries with a destination on it.
 // Nothing else is touched: the default route, kernel prefix routes and an operator's routes on
 // the underlay are never ours.
-import type { Neighbour, FdbEntry as KernelFdbEntry, Route } from '../netlink/index.ts';
+import { RTPROT_BOOT, RTPROT_KERNEL, type Neighbour, type FdbEntry as KernelFdbEntry, type Route } from '../netlink/index.ts';
 import { WeftError } from '../errors.ts';
 import {
   cidrContains, cidrContainsCidr, cidrsOverlap, formatCidr, formatIp, networkAddress, parseCidr, parseIp, prefixMask, tryParseIp, type Cidr, type IpAddress,
@@ -30,8 +30,6 @@ import type { PeerPath, Peer, ReconcileReport } from './backend.ts';
 
 /** rtm_protocol of the routes weft installs: 0x57 ("W"); unused in iproute2's rt_protos. */
 export const RTPROT_WEFT = 0x57;
-const RTPROT_KERNEL = 2;
-const RTPROT_BOOT = 3;
 const NUD_PERMANENT = 0x80;
 const ZERO_MAC = '00:00:00:00:00:00';
 

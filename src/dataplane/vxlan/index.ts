@@ -8,13 +8,14 @@ import { parseVxlanConfig, type VxlanConfig } from './config.ts';
 export { VxlanBackend, type VxlanOptions } from './backend.ts';
 export { parseVxlanConfig, type VxlanConfig } from './config.ts';
 
-const DEVICE = /^flannel\.\d+$/;
+/** flannel.<VNI>: the vxlan devices weft (and flanneld) make. */
+export const VXLAN_DEVICE = /^flannel\.\d+$/;
 
 /** Deletes every flannel.<VNI> vxlan device (weft's and flanneld's: the name is theirs alone). */
 export function removeVxlanDevices(nl: Rtnetlink, log: Logger, keep: ReadonlySet<string> = new Set()): string[] {
   const removed: string[] = [];
   for (const link of nl.listLinks()) {
-    if (link.kind !== 'vxlan' || !DEVICE.test(link.name) || keep.has(link.name)) continue;
+    if (link.kind !== 'vxlan' || !VXLAN_DEVICE.test(link.name) || keep.has(link.name)) continue;
     nl.deleteLink(link.index);
     log.info({ device: link.name }, `removed ${link.name}`);
     removed.push(link.name);
