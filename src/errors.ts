@@ -16,6 +16,8 @@ export type WeftErrorCode =
   | 'WEFT_IO' // reading or writing a file failed
   | 'WEFT_LAB' // the lab could not do what was asked
   | 'WEFT_CHECK_FAILED' // CNI CHECK found the attachment not as ADD left it
+  | 'WEFT_MESH_HANDSHAKE' // a mesh peer connection was refused (version, mesh, password, identity)
+  | 'WEFT_MESH_STATE' // a mesh peer's state (block map, records) is malformed or inconsistent
   | 'WEFT_INTERNAL';
 
 export class WeftError extends Error {
