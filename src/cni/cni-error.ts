@@ -25,6 +25,9 @@ const codeFor: Record<WeftErrorCode, number> = {
   WEFT_FIREWALL: CniErrorCodes.firewallFailed,
   WEFT_CHECK_FAILED: CniErrorCodes.checkFailed,
   WEFT_LAB: CniErrorCodes.internal,
+  // The mesh's own troubles never reach a CNI caller directly; should one, it is internal.
+  WEFT_MESH_HANDSHAKE: CniErrorCodes.internal,
+  WEFT_MESH_STATE: CniErrorCodes.internal,
   WEFT_INTERNAL: CniErrorCodes.internal,
 };
 
