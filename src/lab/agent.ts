@@ -1,14 +1,15 @@
-// The node agent (store etcd): one `weft agent` per node, inside the node's namespace, as
-// flanneld runs on a real node. It leases the node's subnet from the lab's etcd, writes the
-// node's subnet.env, programs routes to the other nodes, installs the masquerade rules, and
-// serves the node's CNI requests on @weft-cni (so it replaces the cni-server).
+// The node agent (store etcd or mesh): one `weft agent` per node, inside the node's namespace,
+// as flanneld runs on a real node. It leases the node's subnet (from the lab's etcd, or blocks
+// from its mesh: mesh.ts), writes the node's subnet.env, programs routes to the other nodes,
+// installs the masquerade rules, and serves the node's CNI requests on @weft-cni (so it
+// replaces the cni-server).
 import { fetchStatus, type AgentStatus } from '../agent/status.ts';
 import type { NodeFiles } from './paths.ts';
 import { weftLauncher } from './launcher.ts';
-import { exists } from './processes.ts';
+import { exists, startDaemon } from './processes.ts';
 import type { NodeLease } from './state.ts';
 import type { EtcdApi } from './store-kinds.ts';
-import type { EtcdPlan } from './topology.ts';
+import type { EtcdPlan, NodePlan } from './topology.ts';
 
 export const LEASE_RENEW_MARGIN = '10s';
 export const DEFAULT_LEASE_TTL = '30s';
@@ -85,4 +86,35 @@ export function subnetGateway(subnet: string): string {
   const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
   const g = (((n & mask) >>> 0) + 1) >>> 0;
   return [g >>> 24, (g >>> 16) & 255, (g >>> 8) & 255, g & 255].join('.');
+}
+
+export interface StartNodeAgentOptions {
+  node: Pick<NodePlan, 'name' | 'ns'>;
+  files: NodeFiles;
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  /**
+   * How far to wait: `ready` (default) until subnet.env exists and the agent is programmed
+   * (ready or degraded), `answering` until its status socket answers (a node that will wait
+   * for peers it cannot reach yet).
+   */
+  until?: 'ready' | 'answering';
+  timeoutMs?: number;
+  onStarted: (pid: number) => Promise<void>;
+}
+
+/** Starts a node's `weft agent` in its namespace, its output appended to the node's agent.log; resolves with its PID. */
+export function startNodeAgent(o: StartNodeAgentOptions): Promise<number> {
+  const answering = o.until === 'answering';
+  return startDaemon({
+    ns: o.node.ns,
+    argv: o.argv,
+    env: o.env,
+    isReady: answering ? async () => (await agentStatus(o.files)) !== undefined : () => agentReady(o.files),
+    readyMeans: answering ? `answer on ${o.files.agentSocket}` : `write ${o.files.subnetEnv} and report ready on ${o.files.agentSocket}`,
+    pollMs: 100,
+    logFile: o.files.agentLog,
+    timeoutMs: o.timeoutMs ?? 30_000,
+    onStarted: o.onStarted,
+  });
 }

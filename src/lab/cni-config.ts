@@ -29,24 +29,28 @@ export interface Conflist {
   plugins: Record<string, unknown>[];
 }
 
+/** The weft plugin's conflist: it names only the node's files (the subnet comes from subnet.env, or from the agent). */
+export function weftConflist(files: NodeFiles): Conflist {
+  const plugin = { type: 'weft', subnetFile: files.subnetEnv, dataDir: files.cniDataDir, bridge: POD_BRIDGE, hairpinMode: true };
+  return { cniVersion: CNI_VERSION, name: NETWORK_NAME, plugins: [plugin] };
+}
+
 export function calcConflist(kind: CniKind, node: NodeSubnet, files: NodeFiles): Conflist {
-  const plugin: Record<string, unknown> =
-    kind === 'weft'
-      ? { type: 'weft', subnetFile: files.subnetEnv, dataDir: files.cniDataDir, bridge: POD_BRIDGE, hairpinMode: true }
-      : {
-          type: 'bridge',
-          bridge: POD_BRIDGE,
-          isGateway: true,
-          isDefaultGateway: true,
-          hairpinMode: true,
-          mtu: POD_MTU,
-          ipam: {
-            type: 'host-local',
-            ranges: [[{ subnet: node.podSubnet }]],
-            dataDir: files.cniDataDir,
-            routes: [{ dst: CLUSTER_NETWORK }],
-          },
-        };
+  if (kind === 'weft') return weftConflist(files);
+  const plugin: Record<string, unknown> = {
+    type: 'bridge',
+    bridge: POD_BRIDGE,
+    isGateway: true,
+    isDefaultGateway: true,
+    hairpinMode: true,
+    mtu: POD_MTU,
+    ipam: {
+      type: 'host-local',
+      ranges: [[{ subnet: node.podSubnet }]],
+      dataDir: files.cniDataDir,
+      routes: [{ dst: CLUSTER_NETWORK }],
+    },
+  };
   return { cniVersion: CNI_VERSION, name: NETWORK_NAME, plugins: [plugin] };
 }
 

@@ -38,6 +38,10 @@ export interface NodeFiles {
   agentSocket: string;
   /** The agent's node lock: one per lab node (they share this machine's /run). */
   agentLock: string;
+  /** store mesh: the agent's --mesh-dir (its peer name and block state), like the lock one per node. */
+  meshDir: string;
+  /** store mesh: a password of this node's own (`lab node start --password`), 0600. */
+  meshPassword: string;
   /** stderr of every CNI plugin call on this node, appended. */
   pluginLog: string;
 }
@@ -53,6 +57,8 @@ export function nodeFiles(nodeDir: string): NodeFiles {
     agentLog: `${nodeDir}/agent.log`,
     agentSocket: `${nodeDir}/agent.sock`,
     agentLock: `${nodeDir}/agent.lock`,
+    meshDir: `${nodeDir}/mesh`,
+    meshPassword: `${nodeDir}/mesh-password`,
     pluginLog: `${nodeDir}/cni-plugin.log`,
   };
 }
@@ -60,6 +66,11 @@ export function nodeFiles(nodeDir: string): NodeFiles {
 /** What `weft lab exec` sets for a command in a node, so plain `weft status` (and uninstall) find that node's agent and files. */
 export function nodeExecEnv(files: NodeFiles): Record<string, string> {
   return { WEFT_STATUS_SOCKET: files.agentSocket, WEFT_LOCK_FILE: files.agentLock, WEFT_SUBNET_FILE: files.subnetEnv };
+}
+
+/** store mesh: the password every node's agent gets (`lab up --password`), 0600. */
+export function labPasswordFile(labDirectory: string): string {
+  return `${labDirectory}/mesh-password`;
 }
 
 export interface EtcdFiles {

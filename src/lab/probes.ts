@@ -1,9 +1,12 @@
 // Which connectivity probes `lab check` runs. Each kind has a planner that lists its probes
 // from a view of the lab; kinds are a registry. The cross-node kinds need an overlay, so they
-// are in the default set only of labs whose nodes run agents (store etcd).
+// are in the default set only of labs whose nodes run agents (store etcd or mesh). Nothing here
+// assumes one subnet per node: a pod's gateway is the one its ADD result gave it (with the mesh
+// store each block of a node has its own), and probes address pods by the address they got.
 import { firstIPv4 } from './cni-exec.ts';
 import { DEFAULT_KINDS, PROBE_KINDS, type ProbeKind } from './probe-kinds.ts';
 import type { LabState } from './state.ts';
+import { hasAgents } from './store-kinds.ts';
 
 export { PROBE_KINDS, SAME_NODE_KINDS, CROSS_NODE_KINDS, DEFAULT_KINDS, isProbeKind, type ProbeKind } from './probe-kinds.ts';
 
@@ -33,10 +36,19 @@ export interface ProbeView {
   outsideAddress: string;
 }
 
+/**
+ * Nodes that take part: not those removed (`lab node remove`), nor, in mesh labs, those whose
+ * agent was never started (`lab up --start`): with no agent nothing routes to or from them.
+ */
+function probedNodes(state: LabState): LabState['topology']['nodes'] {
+  const removed = new Set(state.removedNodes ?? []);
+  return state.topology.nodes.filter((n) => !removed.has(n.name) && (state.store !== 'mesh' || state.daemonPids[n.name] !== undefined));
+}
+
 export function probeView(state: LabState): ProbeView {
   return {
     outsideAddress: state.topology.outside.address,
-    nodes: state.topology.nodes.map((n) => ({
+    nodes: probedNodes(state).map((n) => ({
       name: n.name,
       ns: n.ns,
       zone: n.zone,
@@ -97,9 +109,9 @@ export const PLANNERS: Record<ProbeKind, Planner> = {
     ),
 };
 
-/** What `lab check` runs without --kinds: everything when the nodes run agents (etcd store), else the same-node kinds. */
+/** What `lab check` runs without --kinds: everything when the nodes run agents (etcd or mesh store), else the same-node kinds. */
 export function defaultKinds(state: Pick<LabState, 'store'>): readonly ProbeKind[] {
-  return state.store === 'etcd' ? PROBE_KINDS : DEFAULT_KINDS;
+  return hasAgents(state.store) ? PROBE_KINDS : DEFAULT_KINDS;
 }
 
 export function planProbes(view: ProbeView, kinds: readonly ProbeKind[] = DEFAULT_KINDS): Probe[] {

@@ -28,6 +28,11 @@ export function renderCheckMatrix(report: CheckReport): string {
 function agentDetail(a: LabStatus['nodes'][number]['agent']): string {
   if (a === null) return '';
   if (!a.answering) return ', agent not answering';
+  if (a.mesh !== null) {
+    const m = a.mesh;
+    const ring = m.ringId === null ? 'no ring yet' : `ring ${m.ringId.slice(0, 12)}`;
+    return `, mesh ${m.name ?? '?'}${a.ready ? '' : ' (not ready)'}, ipam ${m.ipamStatus ?? '?'}, ${ring}, ${m.peers} peer${m.peers === 1 ? '' : 's'} (${m.established} established)`;
+  }
   const paths = Object.entries(a.peerPaths).map(([path, count]) => `${path} ${count}`).join(', ');
   return `, ${a.backend ?? '?'}${a.ready ? '' : ' (not ready)'}, ${a.peers} peer${a.peers === 1 ? '' : 's'}${paths === '' ? '' : ` (${paths})`}`;
 }
@@ -40,9 +45,18 @@ function sourceNote(p: CheckReport['probes'][number]): string {
   return ': outside saw the node address, but its answer did not come back';
 }
 
+function storeDetail(s: LabStatus): string {
+  if (s.store === 'etcd') return `, store etcd (${s.etcd?.api ?? '?'} API, backend ${s.etcd?.backend ?? '?'}) with an agent per node`;
+  if (s.store === 'mesh' && s.mesh !== null) {
+    const m = s.mesh;
+    return `, store mesh (range ${m.range} in /${m.blockPrefix} blocks${m.init === null ? '' : `, ipalloc-init ${m.init}`}${m.password ? ', password' : ''}, TCP ${m.port}, VXLAN UDP 6784) with an agent per node`;
+  }
+  return s.daemons ? ' with cni-server per node' : '';
+}
+
 export function renderStatus(s: LabStatus): string {
   const lines = [
-    `lab ${s.name}: ${s.phase}${s.interrupted ? ' (interrupted: its `lab up` is gone; run `weft lab down`)' : ''}${s.error === undefined ? '' : ` (${s.error})`}, cni ${s.cni}${s.store === 'etcd' ? `, store etcd (${s.etcd?.api ?? '?'} API, backend ${s.etcd?.backend ?? '?'}) with an agent per node` : s.daemons ? ' with cni-server per node' : ''}, state ${s.dir}`,
+    `lab ${s.name}: ${s.phase}${s.interrupted ? ' (interrupted: its `lab up` is gone; run `weft lab down`)' : ''}${s.error === undefined ? '' : ` (${s.error})`}, cni ${s.cni}${storeDetail(s)}, state ${s.dir}`,
   ];
   const rows: string[][] = [['member', 'namespace', 'address', 'detail']];
   for (const z of s.zones) rows.push([z.name, z.ns, z.subnet, 'bridge br0']);
@@ -54,13 +68,18 @@ export function renderStatus(s: LabStatus): string {
   rows.push([s.outside.name, s.outside.ns, s.outside.address, '']);
   const notes: string[] = [];
   for (const n of s.nodes) {
-    const daemon = n.daemon === null ? '' : `, ${n.daemon.kind} pid ${n.daemon.pid} ${n.daemon.alive ? 'alive' : 'DEAD'}`;
+    if (n.removed) {
+      rows.push([n.name, n.ns, n.address, `zone ${n.zone}, removed (lab node remove)`]);
+      continue;
+    }
+    const daemon = n.daemon === null ? (s.store === 'mesh' ? ', agent not started' : '') : `, ${n.daemon.kind} pid ${n.daemon.pid} ${n.daemon.alive ? 'alive' : 'DEAD'}`;
     rows.push([n.name, n.ns, n.address, `zone ${n.zone}, pods ${n.podSubnet ?? '-'}${agentDetail(n.agent)}${daemon}`]);
     for (const p of n.pods) rows.push([`  ${p.name}`, p.ns, p.addresses.join(' '), '']);
     for (const e of n.agent?.errors ?? []) notes.push(`${n.name} agent error: ${e}`);
   }
   lines.push(table(rows));
   lines.push(...notes);
+  if (s.mesh?.partition != null) lines.push(`partition: ${s.mesh.partition.join(' ')} cut off from the other nodes (TCP ${s.mesh.port}, UDP 6784 dropped); \`weft lab heal --name ${s.name}\` ends it`);
   if (s.missingNamespaces.length > 0) lines.push(`missing namespaces: ${s.missingNamespaces.join(', ')}`);
   return lines.join('\n') + '\n';
 }

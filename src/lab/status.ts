@@ -5,11 +5,13 @@ import type { AgentStatus } from '../agent/status.ts';
 import { WeftError } from '../errors.ts';
 import { agentStatus } from './agent.ts';
 import { etcdHealthy } from './etcd.ts';
+import { meshView, type MeshView } from './mesh.ts';
 import { labNamesIn, validateLabName } from './names.ts';
 import { listNetns } from './netns.ts';
 import { LAB_STATE_ROOT, labDir, nodeFiles } from './paths.ts';
 import { isAlive } from './processes.ts';
 import { readState, type DaemonState, type LabPhase, type LabState } from './state.ts';
+import { hasAgents, type StoreKind } from './store-kinds.ts';
 
 export interface LabStatus {
   name: string;
@@ -22,8 +24,10 @@ export interface LabStatus {
   cni: string;
   plugin: string;
   daemons: boolean;
-  store: 'none' | 'etcd';
+  store: StoreKind;
   clusterNetwork: string;
+  /** store mesh: how the agents share the range, and the partition in force (the nodes cut off), if any. */
+  mesh: { range: string; blockPrefix: number; init: string | null; port: number; password: boolean; partition: string[] | null } | null;
   /** store etcd: the member, how the config was written, and whether it answers now. */
   etcd: {
     name: 'etcd';
@@ -48,8 +52,10 @@ export interface LabStatus {
     /** Planned (store none), or the agent's lease (store etcd: live, else as first reported; null before any). */
     podSubnet: string | null;
     dir: string;
+    /** Taken out with `lab node remove` (its namespaces are gone). */
+    removed: boolean;
     daemon: { kind: 'cni-server' | 'agent'; pid: number; ready: boolean; alive: boolean } | null;
-    /** store etcd: what the node's agent reports now (`weft status --socket <node dir>/agent.sock`). */
+    /** store etcd or mesh: what the node's agent reports now (`weft status --socket <node dir>/agent.sock`). */
     agent: AgentView | null;
     pods: { name: string; ns: string; containerId: string; addresses: string[] }[];
   }[];
@@ -71,10 +77,12 @@ export interface AgentView {
   lastSync: string | null;
   /** The agent's most recent errors (at most 3). */
   errors: string[];
+  /** store mesh: its peer name, ring, IPAM status and connections (null for other agents). */
+  mesh: MeshView | null;
 }
 
 function agentView(s: AgentStatus | undefined): AgentView {
-  if (s === undefined) return { answering: false, ready: false, lease: null, leaseExpiresAt: null, backend: null, publicIp: null, peers: 0, peerPaths: {}, lastSync: null, errors: [] };
+  if (s === undefined) return { answering: false, ready: false, lease: null, leaseExpiresAt: null, backend: null, publicIp: null, peers: 0, peerPaths: {}, lastSync: null, errors: [], mesh: null };
   const peerPaths: Record<string, number> = {};
   for (const p of s.peers) peerPaths[p.path] = (peerPaths[p.path] ?? 0) + 1;
   return {
@@ -88,6 +96,7 @@ function agentView(s: AgentStatus | undefined): AgentView {
     peerPaths,
     lastSync: s.lastSync,
     errors: s.errors.slice(-3).map((e) => `${e.at} ${e.message}`),
+    mesh: meshView(s) ?? null,
   };
 }
 
@@ -114,10 +123,11 @@ export async function labStatus(name: string, stateRoot: string = LAB_STATE_ROOT
   const t = s.topology;
   const present = new Set(await listNetns());
   const store = s.store ?? 'none';
+  const removed = new Set(s.removedNodes ?? []);
   const nodes = await Promise.all(
     t.nodes.map(async (n) => {
       const d = s.daemonPids[n.name];
-      const agent = store === 'etcd' && d !== undefined ? agentView(await agentStatus(nodeFiles(n.dir))) : null;
+      const agent = hasAgents(store) && d !== undefined ? agentView(await agentStatus(nodeFiles(n.dir))) : null;
       return {
         name: n.name,
         ns: n.ns,
@@ -125,6 +135,7 @@ export async function labStatus(name: string, stateRoot: string = LAB_STATE_ROOT
         address: n.address,
         podSubnet: agent?.lease ?? n.podSubnet ?? s.leases?.[n.name]?.subnet ?? null,
         dir: n.dir,
+        removed: removed.has(n.name),
         daemon: d === undefined ? null : { kind: daemonKind(d), pid: d.pid, ready: d.ready, alive: await isAlive(d.pid) },
         agent,
         pods: n.pods.flatMap((p) => {
@@ -146,6 +157,9 @@ export async function labStatus(name: string, stateRoot: string = LAB_STATE_ROOT
     daemons: s.daemons,
     store,
     clusterNetwork: t.clusterNetwork,
+    mesh: s.mesh === undefined
+      ? null
+      : { range: s.mesh.range, blockPrefix: s.mesh.blockPrefix, init: s.mesh.init, port: s.mesh.port, password: s.mesh.passwordFile !== null, partition: s.partition ?? null },
     etcd: await etcdView(s),
     zones: t.zones.map((z) => ({ name: `az-${z.zone}`, ns: z.ns, subnet: z.subnet, gateway: z.gateway })),
     router: { name: 'router', ns: t.router.ns, addresses: [...t.zones.map((z) => z.gateway), t.router.outsideAddress] },

@@ -1,9 +1,23 @@
 // The lab's store choices, as plain constants (the CLI needs them for --help without loading
 // the rest of the lab).
 
-/** Where nodes get their pod subnets: planned by the lab (`none`), or leased from etcd by a `weft agent` per node. */
-export type StoreKind = 'none' | 'etcd';
-export const STORE_KINDS: readonly StoreKind[] = ['none', 'etcd'];
+/**
+ * Where nodes get their pod subnets: planned by the lab (`none`), leased from etcd by a
+ * `weft agent` per node (`etcd`), or blocks of a range the agents share among themselves over
+ * their mesh, with no store at all (`mesh`).
+ */
+export type StoreKind = 'none' | 'etcd' | 'mesh';
+export const STORE_KINDS: readonly StoreKind[] = ['none', 'etcd', 'mesh'];
+
+/** Stores whose nodes each run a `weft agent` (which leases, routes and masquerades). */
+export const hasAgents = (store: StoreKind | undefined): boolean => store === 'etcd' || store === 'mesh';
+
+/** store mesh: the agents' defaults (`weft agent --store mesh`), as Weave's. */
+export const DEFAULT_IPALLOC_RANGE = '10.32.0.0/12';
+export const DEFAULT_IPALLOC_BLOCK = 26;
+/** The mesh's control port (TCP) and its VXLAN port (UDP). */
+export const MESH_PORT = 6783;
+export const MESH_VXLAN_PORT = 6784;
 
 /** The etcd API the lab writes the network config with, and its agents use. */
 export type EtcdApi = 'v2' | 'v3';

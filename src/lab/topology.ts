@@ -11,6 +11,8 @@
 // router but knows nothing of the cluster network, so a pod reaches it only when its node
 // masquerades (the `pod-outside` probe). With `store: 'etcd'` an etcd member sits on zone a's
 // segment (172.31.1.5), and the nodes' pod subnets are not planned: their agents lease them.
+// With `store: 'mesh'` there is no etcd: the agents share blocks of the IPALLOC range
+// (the cluster network) among themselves over their mesh.
 import { WeftError } from '../errors.ts';
 import { etcdNs, nodeNs, outsideNs, podNs, routerNs, zoneNs } from './names.ts';
 import type { StoreKind } from './store-kinds.ts';
@@ -101,6 +103,8 @@ export interface TopologyOptions {
   /** Zones the nodes alternate over: 2 (default) or 1 (all in zone a). */
   zones?: number;
   store?: StoreKind;
+  /** The cluster network (default 10.16.0.0/16; with the mesh store its IPALLOC range). */
+  clusterNetwork?: string;
 }
 
 export function validateCounts(nodes: number, podsPerNode: number): void {
@@ -159,12 +163,12 @@ export function calcTopology(o: TopologyOptions): Topology {
   }
   return {
     name: o.name,
-    clusterNetwork: CLUSTER_NETWORK,
+    clusterNetwork: o.clusterNetwork ?? CLUSTER_NETWORK,
     zones,
     nodeZones: zoneCount,
     router: { ns: routerNs(o.name), outsideIf: 'eth-out', outsideAddress: ROUTER_OUTSIDE_ADDRESS },
     outside: { ns: outsideNs(o.name), address: OUTSIDE_ADDRESS, subnet: OUTSIDE_SUBNET },
-    etcd: planned
+    etcd: o.store !== 'etcd'
       ? null
       : { ns: etcdNs(o.name), zone: 'a', address: ETCD_ADDRESS, gateway: '172.31.1.1', clientUrl: `http://${ETCD_ADDRESS}:${ETCD_CLIENT_PORT}`, dir: `${o.labDir}/etcd` },
     nodes,
@@ -177,7 +181,7 @@ export interface NodeSubnet {
   podGateway: string;
 }
 
-/** The subnet the lab planned for a node (store none); throws for an etcd-store node, whose agent leases one. */
+/** The subnet the lab planned for a node (store none); throws for a node whose agent leases one (etcd, mesh). */
 export function plannedSubnet(node: NodePlan): NodeSubnet {
   if (node.podSubnet === null || node.podGateway === null) {
     throw new WeftError('WEFT_INTERNAL', `node ${node.name} has no planned pod subnet: its agent leases one`);
