@@ -554,9 +554,10 @@ export function coalesce(map: BlockMap, blocks: readonly number[]): string[] {
 /**
  * Which blocks a donor should give to a peer asking for `wanted`: only blocks the donor owns
  * and does not use, at most half of its free blocks and at most `wanted`, and never its last
- * free block (a donor keeps a spare). Prefers one CIDR-aligned chunk (a power of two), the
- * largest that fits, from the donor's largest free run, at the top of that run so the donor
- * keeps its lower blocks together. Returns ascending indices; [] when it cannot give.
+ * free block (a donor keeps a spare). Gives one CIDR-aligned chunk (a power of two, so one
+ * route): the largest that fits within those bounds in any free run, taken from the longest run
+ * holding one that large, at the top of that run so the donor keeps its lower blocks together.
+ * Returns ascending indices; [] when it cannot give.
  */
 export function pickDonation(map: BlockMap, donor: string, wanted: number, inUse: ReadonlySet<number>): number[] {
   const free = map.ownedBy(donor).filter((b) => !inUse.has(b));
