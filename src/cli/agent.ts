@@ -1,9 +1,8 @@
-// `weft agent` (the node agent, etcd mode) and `weft status` (what the agent on this node
-// reports). Flags keep flanneld's names; see src/agent/options.ts for defaults and env forms.
+// `weft agent` (the node agent) and `weft uninstall`; `weft status` lives in status.ts.
+// Flags keep flanneld's names; see src/agent/options.ts for defaults and env forms.
 import type { Command } from 'commander';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { DEFAULT_AGENT_OPTIONS, FLAG_NAMES, envNames, envValue, type AgentOptions, type RawOptions } from '../agent/options.ts';
-import { renderStatus } from '../agent/render-status.ts';
 import type { UninstallReport } from '../agent/uninstall.ts';
 import { isWeftError } from '../errors.ts';
 import { UsageError } from './flanneld-args.ts';
@@ -122,16 +121,5 @@ export function registerAgent(program: Command, version: string): void {
       const report = await uninstall({ subnetFile: o.subnetFile, lockFile: o.lockFile, log: uninstallLogger() });
       if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else process.stdout.write(renderUninstall(report, o.subnetFile));
-    });
-
-  program
-    .command('status')
-    .description('what the agent on this node reports: node, lease, backend, peers, last sync, errors')
-    .option('--socket <path>', 'the agent status socket (default: $WEFT_STATUS_SOCKET, which `weft lab exec` sets, else the agent\'s default)', fromEnv('status-socket', DEFAULT_AGENT_OPTIONS.statusSocket))
-    .option('--json', 'print the status as JSON')
-    .action(async (o: { socket: string; json?: boolean }) => {
-      const { fetchStatus } = await import('../agent/status.ts');
-      const status = await fetchStatus(o.socket);
-      process.stdout.write(o.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status));
     });
 }

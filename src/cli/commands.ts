@@ -3,9 +3,12 @@ import type { Command } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerCni } from './cni.ts';
 import { registerLab } from './lab.ts';
+import { registerRmpeer, registerStatus } from './status.ts';
 
 export function registerCommands(program: Command, version: string): void {
   registerAgent(program, version);
+  registerStatus(program);
+  registerRmpeer(program);
   registerCni(program);
   registerLab(program);
 }

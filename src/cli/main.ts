@@ -42,7 +42,9 @@ function normalizeArgv(argv: readonly string[]): string[] {
 
 const program = new Command('weft')
   .description('weft: a Kubernetes pod network (CNI plugin + node agent)')
-  .version(pkg.version, '-V, --version', "print weft's version");
+  .version(pkg.version, '-V, --version', "print weft's version")
+  // Options belong to the command they follow: `weft status peers --json` is the view's --json.
+  .enablePositionalOptions();
 
 registerCommands(program, pkg.version);
 configureErrors(program);

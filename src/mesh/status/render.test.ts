@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { percentOf, renderConnections, renderIpam, renderPeers, renderStatus, renderTargets } from './render.ts';
+import { percentOf, renderConnections, renderIpam, renderPeers, renderRmpeer, renderStatus, renderTargets } from './render.ts';
 import type { MeshPeerStatus, MeshStatus } from './types.ts';
 
 const a = { name: '5a:1e:c3:77:20:9b', nickname: 'node-a' };
@@ -211,4 +211,9 @@ test("a peer's name cannot put terminal controls on the screen", () => {
     assert.doesNotMatch(text.replace(/\n/g, ''), /[\p{Cc}\u202e]/u, text);
     assert.ok(text.includes('x?[2J??y') || text.includes('bad?'), text);
   }
+});
+
+test("rmpeer's line, as Weave prints it", () => {
+  assert.equal(renderRmpeer({ addresses: 524288, peer: '1a:33:9f:00:12:c4(node-c)' }), '524288 IPs taken over from 1a:33:9f:00:12:c4(node-c)\n');
+  assert.equal(renderRmpeer({ addresses: 0, peer: 'x(\u001b)' }), '0 IPs taken over from x(?)\n');
 });

@@ -5,7 +5,7 @@
 // counts, and connection attributes separated by spaces (Weave ran them together).
 // Pure: MeshStatus in, text out. Names and nicknames come from other peers, so every string
 // is stripped of control characters before it reaches a terminal.
-import type { MeshConnectionStatus, MeshIpamOwner, MeshStatus } from './types.ts';
+import type { MeshConnectionStatus, MeshIpamOwner, MeshStatus, RmpeerAnswer } from './types.ts';
 
 const LABEL_WIDTH = 15;
 const ADDRESS_WIDTH = 21;
@@ -21,7 +21,7 @@ const DATA_PLANE = 'vxlan (UDP 6784), not encrypted';
 const CONNECTION_STATES = ['established', 'pending', 'retrying', 'failed', 'connecting'] as const;
 
 /** Terminal controls (and bidi overrides) in a peer's name must not reach the screen. */
-function clean(text: string): string {
+export function clean(text: string): string {
   return text.replace(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu, '?');
 }
 
@@ -165,4 +165,9 @@ export function renderIpam(s: MeshStatus): string {
 
 export function renderTargets(s: MeshStatus): string {
   return lines(s.targets.map(clean));
+}
+
+/** `weft rmpeer`'s one line, as Weave words it. */
+export function renderRmpeer(a: RmpeerAnswer): string {
+  return `${a.addresses} IPs taken over from ${clean(a.peer)}\n`;
 }
