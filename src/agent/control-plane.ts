@@ -81,6 +81,22 @@ export interface ControlPlaneStatus {
   kind: string;
   endpoints: string[];
   prefix: string;
+  /** The mode's own report (mesh: its weave-style status), rendered by the CLI. */
+  details?: unknown;
+}
+
+/**
+ * Pod address blocks a mode hands out as they are needed (mesh), instead of one subnet for the
+ * node's life: the CNI server allocates from them (src/ipam/block-ipam.ts).
+ */
+export interface PodBlockSource {
+  /** CIDRs this node owns and may allocate pod addresses from, in preference order. */
+  blocks(): readonly string[];
+  /** The block holds pods from now on: it must never be given away. */
+  activate(block: string): void;
+  active(): readonly string[];
+  /** Asks for more blocks; resolves when blocks() grew, rejects (WEFT_IPAM_EXHAUSTED) with why not. */
+  grow(): Promise<void>;
 }
 
 export interface ControlPlane {
@@ -94,4 +110,8 @@ export interface ControlPlane {
   start(): Promise<void>;
   status(): ControlPlaneStatus;
   stop(): Promise<void>;
+  /** Set by a mode whose pod addresses come in blocks; absent: host-local over the node's subnet. */
+  readonly podBlocks?: PodBlockSource;
+  /** Operator commands (`weft rmpeer`) the status socket passes on: name, JSON body → JSON answer. */
+  command?(name: string, body: unknown): Promise<unknown>;
 }

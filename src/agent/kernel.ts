@@ -14,10 +14,10 @@ export function rtnetlinkKernel(nl: Rtnetlink, criteria: InterfaceCriteria, log:
       { underlayInterface: ext.name, underlayIndex: ext.index, underlayMtu: ext.mtu, publicIp: ext.publicIp }, section, { network, log }),
     removeRoutesOutside: (networks) => removeRoutesOutside(nl, networks, log),
     removeUnusedDevices: (section) => removeUnusedBackendDevices(nl, section, log),
-    removeStaleBridgeAddress(previousNetworks, subnet) {
+    removeStaleBridgeAddress(previousNetworks, subnets) {
       const bridge = nl.getLink('cni0');
       if (!bridge) return [];
-      const current = parseCidr(subnet);
+      const current = subnets.map((s) => parseCidr(s));
       const previous = previousNetworks.map((n) => parseCidr(n));
       const removed: string[] = [];
       for (const a of nl.listAddresses({ link: bridge.index })) {
@@ -25,7 +25,7 @@ export function rtnetlinkKernel(nl: Rtnetlink, criteria: InterfaceCriteria, log:
         const net = maskToNetwork(parseAddressWithPrefix(a.cidr));
         const addr = { family: net.family, value: net.network };
         // Only an address weft put there for an older Network goes; anything else is the operator's.
-        if (cidrContains(current, addr) || !previous.some((p) => cidrContains(p, addr))) continue;
+        if (current.some((c) => cidrContains(c, addr)) || !previous.some((p) => cidrContains(p, addr))) continue;
         nl.deleteAddress(bridge.index, a.cidr);
         removed.push(a.cidr);
       }

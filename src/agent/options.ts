@@ -44,7 +44,37 @@ export interface AgentOptions {
   logLevel: LogLevel;
   /** weft: JSON lines (pino's format) or one readable text line per event. */
   logFormat: LogFormat;
+  /** weft: where pod ranges come from: etcd (flannel's leases) or mesh (no store; Weave-style). */
+  store: StoreMode;
+  /** mesh: initial peers, host or host:port (Weave's KUBE_PEERS / `weave launch <peers>`). */
+  peers: string[];
+  /** mesh: the control-plane TCP port (Weave's 6783). */
+  meshPort: number;
+  /** mesh: the address the control plane listens on. */
+  meshListen: string;
+  /** mesh: this peer's name (default: generated once, kept in --mesh-dir). */
+  meshName: string | undefined;
+  /** mesh: a human label for this peer (default: the node name). */
+  nickname: string | undefined;
+  /** mesh: the pod address range (IPALLOC_RANGE). */
+  ipallocRange: string;
+  /** mesh: the prefix length of the address blocks peers own. */
+  ipallocBlock: number;
+  /** mesh: how the first ring is seeded: consensus[=N], seed=a,b,... or observer (IPALLOC_INIT). */
+  ipallocInit: string | undefined;
+  /** mesh: a file holding the mesh password (or WEAVE_PASSWORD in the environment). */
+  passwordFile: string | undefined;
+  /** mesh: the most control connections this peer holds (CONN_LIMIT). */
+  connLimit: number;
+  /** mesh: the pod MTU (WEAVE_MTU); default: the underlay's minus the VXLAN overhead. */
+  mtu: number | undefined;
+  /** mesh: the identity and IPAM state directory. */
+  meshDir: string;
+  /** mesh: the data plane: auto (direct routes on a shared segment, VXLAN elsewhere), vxlan or host-gw. */
+  meshBackend: 'auto' | 'vxlan' | 'host-gw';
 }
+
+export type StoreMode = 'etcd' | 'mesh';
 
 export const DEFAULT_AGENT_OPTIONS: Readonly<AgentOptions> = Object.freeze({
   etcdEndpoints: ['http://127.0.0.1:4001', 'http://127.0.0.1:2379'],
@@ -72,6 +102,20 @@ export const DEFAULT_AGENT_OPTIONS: Readonly<AgentOptions> = Object.freeze({
   lockFile: DEFAULT_LOCK_FILE,
   logLevel: 'info',
   logFormat: 'json',
+  store: 'etcd',
+  peers: [],
+  meshPort: 6783,
+  meshListen: '0.0.0.0',
+  meshName: undefined,
+  nickname: undefined,
+  ipallocRange: '10.32.0.0/12',
+  ipallocBlock: 26,
+  ipallocInit: undefined,
+  passwordFile: undefined,
+  connLimit: 64,
+  mtu: undefined,
+  meshDir: '/var/lib/weft/mesh',
+  meshBackend: 'auto',
 });
 
 /** flanneld's flag name for each option (weft-only options have weft names). */
@@ -101,6 +145,29 @@ export const FLAG_NAMES: Record<keyof AgentOptions, string> = {
   lockFile: 'lock-file',
   logLevel: 'log-level',
   logFormat: 'log-format',
+  store: 'store',
+  peers: 'peers',
+  meshPort: 'mesh-port',
+  meshListen: 'mesh-listen',
+  meshName: 'name',
+  nickname: 'nickname',
+  ipallocRange: 'ipalloc-range',
+  ipallocBlock: 'ipalloc-block',
+  ipallocInit: 'ipalloc-init',
+  passwordFile: 'password-file',
+  connLimit: 'conn-limit',
+  mtu: 'mtu',
+  meshDir: 'mesh-dir',
+  meshBackend: 'mesh-backend',
+};
+
+/** Weave Net's environment names, where the concept is the same (its add-on set these). */
+export const WEAVE_ENV: Partial<Record<keyof AgentOptions, string>> = {
+  peers: 'KUBE_PEERS',
+  ipallocRange: 'IPALLOC_RANGE',
+  ipallocInit: 'IPALLOC_INIT',
+  connLimit: 'CONN_LIMIT',
+  mtu: 'WEAVE_MTU',
 };
 
 export function envNames(flag: string): string[] {
@@ -155,7 +222,8 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
     const flag = FLAG_NAMES[key];
     let raw = flags[key];
     if (raw === undefined) {
-      const fromEnv = envValue(flag, env);
+      const weave = WEAVE_ENV[key];
+      const fromEnv = envValue(flag, env) ?? (weave && env[weave] ? env[weave] : undefined);
       if (fromEnv !== undefined) raw = fromEnv;
     }
     if (raw === undefined) continue;
@@ -191,8 +259,28 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
         out[key] = typeof raw === 'boolean' ? raw : parseBool(flag, text);
         break;
       case 'healthzPort':
-        out.healthzPort = parsePort(flag, text);
+      case 'meshPort':
+        out[key] = parsePort(flag, text);
         break;
+      case 'store':
+        out.store = oneOf(flag, text, ['etcd', 'mesh'] as const);
+        break;
+      case 'meshBackend':
+        out.meshBackend = oneOf(flag, text, ['auto', 'vxlan', 'host-gw'] as const);
+        break;
+      case 'peers':
+        // KUBE_PEERS is space-separated; the flag takes commas too.
+        out.peers = (Array.isArray(raw) ? raw : [text]).flatMap((p) => p.split(/[\s,]+/)).filter((p) => p !== '');
+        break;
+      case 'ipallocBlock':
+      case 'connLimit':
+      case 'mtu': {
+        const n = Number(text);
+        const [min, max] = { ipallocBlock: [8, 30], connLimit: [1, 4096], mtu: [576, 65000] }[key];
+        if (!/^\d+$/.test(text) || n < min! || n > max!) throw bad(flag, text, `expected a whole number from ${min} to ${max}`);
+        out[key] = n;
+        break;
+      }
       case 'renewMarginSeconds': {
         const seconds = parseDuration(flag, text, 60);
         if (/^\d+$/.test(text) && (Number(text) < 1 || Number(text) > 1439)) throw bad(flag, text, 'minutes must be between 1 and 1439, as in flanneld');

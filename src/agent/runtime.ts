@@ -25,8 +25,8 @@ export interface NodeKernel {
   removeRoutesOutside(networks: readonly string[]): number;
   /** Deletes backend devices this config does not use (a flannel.1 left by an older config). */
   removeUnusedDevices(section: Readonly<Record<string, unknown>>): string[];
-  /** Deletes a pod bridge address left from a previous network (a cni0 outside the new Network). */
-  removeStaleBridgeAddress(previousNetworks: readonly string[], subnet: string): string[];
+  /** Deletes a pod bridge address left from a previous network (a cni0 address in none of the node's pod ranges now). */
+  removeStaleBridgeAddress(previousNetworks: readonly string[], subnets: readonly string[]): string[];
   close(): void;
 }
 
@@ -327,7 +327,7 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
     if (subnet === undefined) throw new Error('the control plane granted no pod range');
     if (stopped) return;
     readiness.phase('programming', `programming ${subnet}`);
-    const stale = d.kernel.removeStaleBridgeAddress(previous?.networks ?? [], subnet);
+    const stale = d.kernel.removeStaleBridgeAddress(previous?.networks ?? [], ranges.subnets);
     if (stale.length > 0) d.log.warn({ removed: stale }, 'removed pod bridge addresses of a previous network');
     state = { config, ext, backend, announcement, mtu: prepared.mtu, ranges, subnet };
     await program(state);

@@ -69,7 +69,7 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
     lock.release();
   };
   try {
-    servers.push(await startStatusServer(opts.statusSocket, runtime.status));
+    servers.push(await startStatusServer(opts.statusSocket, runtime.status, controlPlane.command ? (name, body) => controlPlane.command!(name, body) : undefined));
     if (opts.healthzPort > 0) servers.push(await startHealthz(opts.healthzIp, opts.healthzPort, { readiness: runtime.readiness, metrics }));
   } catch (e) {
     await stopAll();

@@ -56,13 +56,27 @@ const help: Record<keyof AgentOptions, string> = {
   lockFile: 'the node lock: one agent per node (`weft uninstall` takes it too)',
   logLevel: 'least severe log level written: trace, debug, info, warn or error',
   logFormat: 'json (one JSON object per line) or text (one readable line per event)',
+  store: 'where pod ranges come from: etcd (flannel-compatible leases) or mesh (no store: peers over TCP 6783, Weave-style)',
+  peers: 'mesh: initial peers, host or host:port, comma- or space-separated (env KUBE_PEERS)',
+  meshPort: 'mesh: control-plane TCP port',
+  meshListen: 'mesh: address the control plane listens on',
+  meshName: 'mesh: this peer\'s name (default: generated once and kept in --mesh-dir)',
+  nickname: 'mesh: a label for this peer (default: $NODE_NAME or the hostname)',
+  ipallocRange: 'mesh: the pod address range (env IPALLOC_RANGE)',
+  ipallocBlock: 'mesh: prefix length of the address blocks peers own',
+  ipallocInit: 'mesh: first seeding: consensus[=N] (N initial peers; default: the peer list plus this node), seed=<name>,..., or observer (env IPALLOC_INIT)',
+  passwordFile: 'mesh: file with the mesh password (or env WEAVE_PASSWORD); encrypts and authenticates the control plane, not the data plane',
+  connLimit: 'mesh: most control connections held at once (env CONN_LIMIT)',
+  mtu: 'mesh: pod MTU (env WEAVE_MTU; default: the underlay MTU minus VXLAN overhead)',
+  meshDir: 'mesh: identity and IPAM state directory',
+  meshBackend: 'mesh: data plane: auto (direct routes on a shared L2 segment, VXLAN on UDP 6784 elsewhere), vxlan or host-gw',
 };
 
 export function registerAgent(program: Command, version: string): void {
   const agent = program
     .command('agent')
     .version(version, '-V, --version', "print weft's version (flanneld: -version)")
-    .description("the node agent (etcd mode, flanneld-compatible): lease a subnet, write subnet.env, program the data plane, serve CNI")
+    .description("the node agent: lease a subnet from etcd (flanneld-compatible) or own address blocks in a storeless mesh (--store mesh, Weave-style), write subnet.env, program the data plane, serve CNI")
     .addHelpText('after', `\nEvery flag can also be set as FLANNELD_<NAME> or WEFT_<NAME> in the environment, e.g. ${envNames('etcd-endpoints').join(' or ')}.\n` +
       "flanneld's one-dash spellings (-etcd-endpoints=…, -iface eth0, -ip-masq) work too; its flags that weft lacks are refused by name.");
   for (const key of Object.keys(FLAG_NAMES) as (keyof AgentOptions)[]) {
@@ -71,7 +85,7 @@ export function registerAgent(program: Command, version: string): void {
     const shownAs: Partial<Record<keyof AgentOptions, string>> = { renewMarginSeconds: '60 (minutes)', leaseTtlSeconds: '24h', reconcileSeconds: '10s', iptablesResyncSeconds: '5 (seconds)' };
     const shown = shownAs[key] ?? (Array.isArray(def) ? def.join(',') : def === undefined ? undefined : String(def));
     const text = `${help[key]}${shown !== undefined && shown !== '' && !Array.isArray(def) ? ` (default ${shown})` : ''}`;
-    if (key === 'iface' || key === 'ifaceRegex') agent.option(`--${flag} <value>`, text, collect);
+    if (key === 'iface' || key === 'ifaceRegex' || key === 'peers') agent.option(`--${flag} <value>`, text, collect);
     else if (typeof def === 'boolean') agent.option(`--${flag} [bool]`, text);
     else agent.option(`--${flag} <value>`, text);
   }
@@ -94,7 +108,7 @@ export function registerAgent(program: Command, version: string): void {
       throw e;
     }
     const log = createLogger({ name: 'weft-agent', level: options.logLevel, format: options.logFormat });
-    const running = await startAgent(options, log, createControlPlane('etcd', options, log), { version });
+    const running = await startAgent(options, log, createControlPlane(options.store, options, log, version), { version });
     const stop = (signal: string): void => {
       log.info({ signal }, 'weft agent stopping (the data plane stays as it is)');
       void running.stop().then(() => process.exit(0));

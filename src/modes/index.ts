@@ -7,6 +7,10 @@ import { openLeaseStore } from '../lease/open-store.ts';
 import { readSubnetEnv } from '../subnet/subnet-env.ts';
 import { formatCidr } from '../net/cidr.ts';
 import { EtcdControlPlane } from './etcd/etcd-control-plane.ts';
+import { derivePsk } from '../mesh/wire/index.ts';
+import { meshIdOf } from '../mesh/node.ts';
+import { MeshControlPlane } from './mesh/mesh-control-plane.ts';
+import { meshBackendSection, meshNodeSettings, readPasswords } from './mesh/options.ts';
 
 function previousSubnet(path: string): string | undefined {
   try {
@@ -17,7 +21,7 @@ function previousSubnet(path: string): string | undefined {
   }
 }
 
-function etcdMode(opts: AgentOptions, log: Logger): ControlPlane {
+function etcdMode(opts: AgentOptions, log: Logger, _version: string): ControlPlane {
   return new EtcdControlPlane({
     openStore: () => openLeaseStore({
       api: opts.etcdApi, endpoints: opts.etcdEndpoints, prefix: opts.etcdPrefix, logger: log,
@@ -30,10 +34,25 @@ function etcdMode(opts: AgentOptions, log: Logger): ControlPlane {
   });
 }
 
-export const MODES = { etcd: etcdMode } as const;
+function meshMode(opts: AgentOptions, log: Logger, version: string): ControlPlane {
+  const settings = meshNodeSettings(opts);
+  const passwords = readPasswords(opts);
+  const meshId = meshIdOf(settings.universe, opts.ipallocBlock);
+  return new MeshControlPlane({
+    node: {
+      dir: opts.meshDir, ...(opts.meshName ? { name: opts.meshName } : {}), nickname: settings.nickname,
+      listenHost: opts.meshListen, port: opts.meshPort, targets: settings.targets,
+      psks: passwords ? passwords.map((p) => derivePsk(p, meshId)) : null,
+      universe: settings.universe, blockPrefix: opts.ipallocBlock, init: settings.init, connLimit: opts.connLimit, version, log,
+    },
+    backend: meshBackendSection(opts), nftables: false, log,
+  });
+}
+
+export const MODES = { etcd: etcdMode, mesh: meshMode } as const;
 
 export type ModeName = keyof typeof MODES;
 
-export function createControlPlane(mode: ModeName, opts: AgentOptions, log: Logger): ControlPlane {
-  return MODES[mode](opts, log);
+export function createControlPlane(mode: ModeName, opts: AgentOptions, log: Logger, version = 'unknown'): ControlPlane {
+  return MODES[mode](opts, log, version);
 }

@@ -1,0 +1,150 @@
+// The mesh node over real TCP on loopback: seeding by consensus, joining, grants, restart,
+// rmpeer, split rings and a forged claim. No root needed; the data plane is not involved.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { silentLogger } from '../log/logger.ts';
+import { MeshNode, type IpallocInit, type MeshNodeOptions } from './node.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'weft-mesh-node-'));
+const nodes: MeshNode[] = [];
+after(async () => {
+  await Promise.all(nodes.map((n) => n.stop()));
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface Spec {
+  dir: string;
+  port: number;
+  peers: number[];
+  init: IpallocInit;
+  psks?: Buffer[] | null;
+  name?: string;
+}
+
+async function startNode(s: Spec, extra: Partial<MeshNodeOptions> = {}): Promise<MeshNode> {
+  const n = new MeshNode({
+    dir: join(root, s.dir), nickname: s.dir, listenHost: '127.0.0.1', port: s.port, ...(s.name ? { name: s.name } : {}),
+    targets: s.peers.map((port) => ({ host: '127.0.0.1', port })), psks: s.psks ?? null,
+    universe: '10.32.0.0/12', blockPrefix: 26, init: s.init, connLimit: 16, version: 'test', log: silentLogger,
+    timing: { tickMs: 100, heartbeatMs: 400, antiEntropyMs: 300, deadAfterMs: 2500, growWaitMs: 5000 },
+    ...extra,
+  });
+  nodes.push(n);
+  await n.start();
+  n.announce({ publicIp: '127.0.0.1', backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: '02:00:00:00:00:01' } });
+  return n;
+}
+
+function owned(n: MeshNode): Set<number> {
+  return new Set(n.ownBlocks());
+}
+
+function assertDisjoint(list: MeshNode[]): void {
+  const seen = new Map<number, string>();
+  for (const n of list) {
+    for (const b of n.ownBlocks()) {
+      assert.ok(!seen.has(b), `block ${b} owned by both ${seen.get(b)} and ${n.name} in their own views`);
+      seen.set(b, n.name);
+    }
+  }
+}
+
+const ports = await Promise.all(Array.from({ length: 12 }, () => freePort()));
+
+test('three electors seed one ring by consensus; their blocks are disjoint and cover the range', async () => {
+  const [p1, p2, p3] = ports as [number, number, number];
+  const init: IpallocInit = { mode: 'consensus', peers: 3 };
+  const a = await startNode({ dir: 'a', port: p1, peers: [p2, p3], init });
+  const b = await startNode({ dir: 'b', port: p2, peers: [p1, p3], init });
+  const c = await startNode({ dir: 'c', port: p3, peers: [p1, p2], init });
+  await waitFor('one ring on all three', () => !!a.ring && a.ring.id === b.ring?.id && b.ring.id === c.ring?.id);
+  await waitFor('equal block maps', () => a.map!.digest() === b.map!.digest() && b.map!.digest() === c.map!.digest());
+  assertDisjoint([a, b, c]);
+  assert.equal(a.ownBlocks().length + b.ownBlocks().length + c.ownBlocks().length, a.map!.size);
+  assert.equal(a.ipamStatus(), 'ready');
+  await waitFor('each sees two routed peers', () => [a, b, c].every((n) => n.dataPlanePeers().peers.length === 2));
+  const peersOfA = a.dataPlanePeers().peers;
+  for (const p of peersOfA) assert.ok(p.subnets.length > 0 && p.publicIp === '127.0.0.1');
+  const st = a.status();
+  assert.equal(st.ipam.status, 'ready');
+  assert.equal(st.peers.length, 3);
+  assert.equal(st.connections.filter((x) => x.state === 'established').length, 2);
+
+  // A late joiner (an observer) adopts the ring and is granted blocks by a donor.
+  const d = await startNode({ dir: 'd', port: ports[3]!, peers: [p1], init: { mode: 'observer' } });
+  await waitFor('the joiner adopts the ring', () => d.ring?.id === a.ring!.id);
+  d.requestBlocks(4);
+  await waitFor('the joiner is granted blocks', () => d.ownBlocks().length > 0 && d.wants === 0);
+  await waitFor('everyone agrees on the grant', () => [a, b, c].every((n) => n.map!.digest() === d.map!.digest()));
+  assertDisjoint([a, b, c, d]);
+
+  // A restart keeps the same identity, ring and blocks, without asking anyone.
+  const before = owned(d);
+  const name = d.name;
+  await d.stop();
+  nodes.splice(nodes.indexOf(d), 1);
+  const d2 = await startNode({ dir: 'd', port: ports[3]!, peers: [p1], init: { mode: 'observer' } });
+  assert.equal(d2.name, name);
+  assert.deepEqual(owned(d2), before);
+  assert.equal(d2.ring?.id, a.ring!.id);
+
+  // rmpeer is refused while the peer is alive, and takes its blocks once it is gone.
+  assert.throws(() => a.rmpeer(name), /is alive/);
+  await d2.stop();
+  nodes.splice(nodes.indexOf(d2), 1);
+  await waitFor('d is unreachable from a', () => !a.reachable(name));
+  const r = a.rmpeer('d');
+  assert.equal(r.addresses, before.size * 64);
+  for (const blk of before) assert.equal(a.map!.entry(blk).owner, a.name);
+  await waitFor('b learns the takeover', () => [...before].every((blk) => b.map!.entry(blk).owner === a.name));
+});
+
+test('two rings seeded apart meet: the conflict is reported, never merged, never routed', async () => {
+  const [p1, p2, p3, p4] = ports.slice(4, 8) as [number, number, number, number];
+  const x = await startNode({ dir: 'x', name: 'x', port: p1, peers: [p2], init: { mode: 'seed', names: ['x', 'y'] } });
+  const y = await startNode({ dir: 'y', name: 'y', port: p2, peers: [p1], init: { mode: 'seed', names: ['x', 'y'] } });
+  const u = await startNode({ dir: 'u', name: 'u', port: p3, peers: [p4], init: { mode: 'seed', names: ['u', 'v'] } });
+  const v = await startNode({ dir: 'v', name: 'v', port: p4, peers: [p3, p1], init: { mode: 'seed', names: ['u', 'v'] } });
+  await waitFor('v sees the other ring', () => v.ringConflicts().length > 0 || x.ringConflicts().length > 0);
+  await waitFor('x refuses v as a data-plane peer', () => x.dataPlanePeers().rejected.some((r) => /seeded apart/.test(r.reason)) || x.ringConflicts().length > 0);
+  assert.notEqual(x.ring!.id, u.ring!.id);
+  // Each ring keeps its own map: nothing of the other was merged in.
+  assert.ok(x.map!.ownedBy('u').length === 0 && u.map!.ownedBy('x').length === 0);
+  assert.ok(!x.dataPlanePeers().peers.some((p) => p.id === 'u' || p.id === 'v'));
+  void y;
+});
+
+test('a forged claim on a block that holds pods is refused and re-asserted', async () => {
+  const [p1, p2] = ports.slice(8, 10) as [number, number];
+  const init: IpallocInit = { mode: 'seed', names: ['f1', 'f2'] };
+  const f1 = await startNode({ dir: 'f1', name: 'f1', port: p1, peers: [p2], init });
+  const f2 = await startNode({ dir: 'f2', name: 'f2', port: p2, peers: [p1], init });
+  await waitFor('connected', () => f1.dataPlanePeers().peers.length === 1 && f2.dataPlanePeers().peers.length === 1);
+  const block = f1.ownBlocks()[0]!;
+  f1.activate(block);
+  // f2 writes f1's block as its own at a higher version: only f1 may write it.
+  const e = f2.map!.entry(block);
+  f2.map!.merge([{ start: block, count: 1, owner: 'f2', epoch: e.epoch, counter: e.counter + 5 }]);
+  // Its next anti-entropy round sends the forged map to f1.
+  await waitFor('f1 re-asserts its block everywhere', () => f2.map!.entry(block).owner === 'f1' && f1.map!.entry(block).owner === 'f1');
+});

@@ -1,0 +1,204 @@
+// Mesh mode's control plane: no store. The cluster config is the agent's own flags (the same
+// on every node, as Weave's env vars were), the node's pod ranges are the address blocks it owns
+// in the mesh's ring, and its peers are the mesh members of the same ring. The node's first
+// block is its "subnet" (subnet.env, the bridge's first gateway) and is never given away;
+// further blocks arrive through the CNI server's block allocator (podBlocks).
+import { WeftError } from '../../errors.ts';
+import type { Logger } from '../../log/logger.ts';
+import type {
+  Announcement, ClusterConfig, ControlPlane, ControlPlaneEvents, ControlPlaneStatus, NodeRanges, PodBlockSource,
+} from '../../agent/control-plane.ts';
+import { UnknownCommandError } from '../../agent/status.ts';
+import { coalesce } from '../../mesh/crdt/block-map.ts';
+import { GROW_WANT, INITIAL_WANT, MeshNode, type MeshNodeOptions } from '../../mesh/node.ts';
+
+export interface MeshModeOptions {
+  node: MeshNodeOptions;
+  /** The Backend section every node uses (Type, Port 6784, MTU). */
+  backend: Readonly<Record<string, unknown>>;
+  nftables: boolean;
+  log: Logger;
+  /** How long grow() waits for a grant. */
+  growWaitMs?: number;
+}
+
+export class MeshControlPlane implements ControlPlane {
+  readonly mode = 'mesh';
+  readonly #o: MeshModeOptions;
+  readonly #node: MeshNode;
+  #events: ControlPlaneEvents | undefined;
+  #lastPeers = '';
+  #lastRanges = '';
+  #lastPhase = '';
+  readonly #reported = new Set<string>();
+  #home: number | undefined;
+  #stopped = false;
+  readonly podBlocks: PodBlockSource;
+
+  constructor(o: MeshModeOptions) {
+    this.#o = o;
+    this.#node = new MeshNode(o.node);
+    this.podBlocks = {
+      blocks: () => this.#allocatableBlocks(),
+      activate: (cidr) => this.#node.activate(this.#blockIndex(cidr)),
+      active: () => this.#node.activeBlocks().map((b) => this.#node.map!.blockCidr(b)),
+      grow: () => this.#grow(),
+    };
+  }
+
+  get node(): MeshNode {
+    return this.#node;
+  }
+
+  #config(): ClusterConfig {
+    const n = this.#o.node;
+    return {
+      network: n.universe, backend: this.#o.backend, nftables: this.#o.nftables,
+      restartKey: JSON.stringify([n.universe, n.blockPrefix]),
+      warnings: n.psks ? [] : ['the mesh control plane runs without a password: peers are not authenticated and gossip is plaintext (set WEAVE_PASSWORD or --password-file)'],
+    };
+  }
+
+  async open(events: ControlPlaneEvents): Promise<ClusterConfig> {
+    this.#events = events;
+    await this.#node.start();
+    return this.#config();
+  }
+
+  async previousBackendData(publicIp: string): Promise<unknown> {
+    const a = this.#node.previousAnnouncement();
+    return a && a.publicIp === publicIp ? a.backendData : undefined;
+  }
+
+  /** Waits for a ring and at least one block of our own; asks for blocks when the ring gave us none. */
+  async acquire(a: Announcement): Promise<NodeRanges> {
+    this.#node.announce(a);
+    await new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (this.#stopped) {
+          off();
+          reject(new WeftError('WEFT_NOT_READY', 'stopped while waiting for address blocks'));
+          return;
+        }
+        if (this.#node.ring && this.#node.ownBlocks().length > 0) {
+          off();
+          resolve();
+          return;
+        }
+        if (this.#node.ring && this.#node.wants === 0) this.#node.requestBlocks(INITIAL_WANT);
+        const status = this.#node.ipamStatus();
+        if (status !== this.#lastPhase) {
+          this.#lastPhase = status;
+          this.#events?.onPhase('acquiring-lease', `IPAM: ${status}`);
+        }
+      };
+      const timer = setInterval(check, 1000);
+      const unsubscribe = this.#node.onChange(check);
+      const off = (): void => {
+        clearInterval(timer);
+        unsubscribe();
+      };
+      check();
+    });
+    const active = this.#node.activeBlocks();
+    this.#home = active[0] ?? this.#node.ownBlocks()[0]!;
+    this.#node.activate(this.#home);
+    return this.#ranges();
+  }
+
+  #ranges(): NodeRanges {
+    const map = this.#node.map!;
+    const owned = this.#node.ownBlocks();
+    const home = this.#home !== undefined && owned.includes(this.#home) ? this.#home : owned[0];
+    if (home === undefined) return { subnets: [], expiresAt: null };
+    return { subnets: [map.blockCidr(home), ...coalesce(map, owned.filter((b) => b !== home))], expiresAt: null };
+  }
+
+  async announce(a: Announcement): Promise<void> {
+    this.#node.announce(a);
+  }
+
+  async start(): Promise<void> {
+    this.#node.onChange(() => this.#emit());
+    this.#emit();
+  }
+
+  #emit(): void {
+    const events = this.#events;
+    if (!events || this.#stopped) return;
+    const snapshot = this.#node.dataPlanePeers();
+    const key = JSON.stringify(snapshot);
+    if (key !== this.#lastPeers) {
+      this.#lastPeers = key;
+      events.onPeers(snapshot);
+    }
+    const ranges = this.#ranges();
+    const rangesKey = JSON.stringify(ranges.subnets);
+    if (rangesKey !== this.#lastRanges) {
+      const first = this.#lastRanges === '';
+      this.#lastRanges = rangesKey;
+      if (!first) events.onRanges(ranges.subnets.length > 0 ? ranges : null, ranges.subnets.length > 0 ? 'the address blocks this node owns changed' : 'this node no longer owns any address block');
+    }
+    this.#problem('ring-conflict', this.#node.ringConflicts().map((c) => `IPAM ring conflict: ${c.members.length} peer(s) (${c.members.slice(0, 3).join(', ')}) belong to ring ${c.ring}, seeded apart from ours; never merged, not routed`).join('; '));
+    this.#problem('name-collision', this.#node.collision ? `peer name collision: ${this.#node.collision}` : '');
+  }
+
+  #problem(key: string, message: string): void {
+    if (message && !this.#reported.has(`${key}:${message}`)) {
+      this.#reported.add(`${key}:${message}`);
+      this.#events?.onProblem(key, message);
+    }
+  }
+
+  #blockIndex(cidr: string): number {
+    const map = this.#node.map;
+    const b = map?.blockOf(cidr.split('/')[0]!);
+    if (!map || b === undefined || map.blockCidr(b) !== cidr) throw new WeftError('WEFT_IPAM_EXHAUSTED', `${cidr} is not an address block of this mesh`);
+    return b;
+  }
+
+  /** The blocks pods may take addresses from: those in use first, then a few spare ones (lowest first). */
+  #allocatableBlocks(): string[] {
+    const map = this.#node.map;
+    if (!map) return [];
+    const active = this.#node.activeBlocks();
+    const spare = this.#node.ownBlocks().filter((b) => !active.includes(b)).slice(0, 4);
+    return [...active, ...spare].map((b) => map.blockCidr(b));
+  }
+
+  async #grow(): Promise<void> {
+    const before = this.#node.ownBlocks().length;
+    this.#node.requestBlocks(GROW_WANT);
+    const deadline = Date.now() + (this.#o.growWaitMs ?? 15_000);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (this.#node.ownBlocks().length > before) {
+          clearInterval(timer);
+          resolve();
+        } else if (this.#stopped || Date.now() > deadline) {
+          clearInterval(timer);
+          reject(new WeftError('WEFT_IPAM_EXHAUSTED', `no free address block could be had: ${this.#node.ipamStatus()}`));
+        }
+      }, 200);
+    });
+  }
+
+  async command(name: string, body: unknown): Promise<unknown> {
+    const peer = typeof body === 'object' && body !== null ? (body as { peer?: unknown }).peer : undefined;
+    if (name === 'rmpeer') {
+      if (typeof peer !== 'string' || peer === '') throw new WeftError('WEFT_INVALID_CONFIG', 'rmpeer needs a peer name or nickname');
+      return this.#node.rmpeer(peer);
+    }
+    if (name === 'leave') return this.#node.leave();
+    throw new UnknownCommandError(name);
+  }
+
+  status(): ControlPlaneStatus {
+    return { kind: 'mesh', endpoints: this.#o.node.targets.map((t) => `${t.host}:${t.port}`), prefix: this.#o.node.dir, details: { mesh: this.#node.status() } };
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#node.stop();
+  }
+}
