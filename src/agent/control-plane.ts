@@ -112,6 +112,8 @@ export interface ControlPlane {
   stop(): Promise<void>;
   /** Set by a mode whose pod addresses come in blocks; absent: host-local over the node's subnet. */
   readonly podBlocks?: PodBlockSource;
+  /** Given how many pod addresses this node uses (the CNI server's count), for the mode's status. */
+  observePodUsage?(read: () => { used: number; free: number } | undefined): void;
   /** Operator commands (`weft rmpeer`) the status socket passes on: name, JSON body → JSON answer. */
   command?(name: string, body: unknown): Promise<unknown>;
 }

@@ -33,6 +33,7 @@ export class MeshControlPlane implements ControlPlane {
   readonly #reported = new Set<string>();
   #home: number | undefined;
   #stopped = false;
+  #podUsage: () => { used: number; free: number } | undefined = () => undefined;
   readonly podBlocks: PodBlockSource;
 
   constructor(o: MeshModeOptions) {
@@ -193,8 +194,16 @@ export class MeshControlPlane implements ControlPlane {
     throw new UnknownCommandError(name);
   }
 
+  observePodUsage(read: () => { used: number; free: number } | undefined): void {
+    this.#podUsage = read;
+  }
+
   status(): ControlPlaneStatus {
-    return { kind: 'mesh', endpoints: this.#o.node.targets.map((t) => `${t.host}:${t.port}`), prefix: this.#o.node.dir, details: { mesh: this.#node.status() } };
+    const used = this.#podUsage()?.used;
+    return {
+      kind: 'mesh', endpoints: this.#o.node.targets.map((t) => `${t.host}:${t.port}`), prefix: this.#o.node.dir,
+      details: { mesh: this.#node.status(used === undefined ? {} : { activeAddresses: used }) },
+    };
   }
 
   async stop(): Promise<void> {
