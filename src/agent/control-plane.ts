@@ -16,6 +16,8 @@
 //   onConfig when the cluster config changes.
 // - No callback is called after stop() resolves.
 
+import type { ModeMetric } from './metrics.ts';
+
 /** The cluster config, as far as the runtime needs it. */
 export interface ClusterConfig {
   /** The cluster's IPv4 pod network, canonical ("10.16.0.0/16"). */
@@ -112,6 +114,8 @@ export interface ControlPlane {
   stop(): Promise<void>;
   /** Set by a mode whose pod addresses come in blocks; absent: host-local over the node's subnet. */
   readonly podBlocks?: PodBlockSource;
+  /** The mode's own metrics, served with the agent's at /metrics. */
+  readonly metrics?: readonly ModeMetric[];
   /** Given how many pod addresses this node uses (the CNI server's count), for the mode's status. */
   observePodUsage?(read: () => { used: number; free: number } | undefined): void;
   /** Operator commands (`weft rmpeer`) the status socket passes on: name, JSON body → JSON answer. */

@@ -40,3 +40,19 @@ test('two agents in one process keep separate registries', async () => {
   a.close();
   b.close();
 });
+
+test("a mode's own metrics are read at scrape time, counters as their running totals", async () => {
+  let sent = 10;
+  const m = new AgentMetrics({
+    version: '1', mode: 'mesh',
+    modeMetrics: [
+      { name: 'weft_mesh_peers', help: 'peers', kind: 'gauge', read: () => 3 },
+      { name: 'weft_mesh_gossip_sent_bytes_total', help: 'sent', kind: 'counter', read: () => sent },
+    ],
+  });
+  assert.match(await m.text(), /weft_mesh_peers 3/);
+  assert.match(await m.text(), /weft_mesh_gossip_sent_bytes_total 10/);
+  sent = 25;
+  assert.match(await m.text(), /weft_mesh_gossip_sent_bytes_total 25/);
+  m.close();
+});

@@ -16,6 +16,16 @@ export interface AgentMetricsOptions {
   mode: string;
   /** Read at scrape time: the node's address usage, if there is an IPAM to ask. */
   ipamUsage?: () => IpamUsage | undefined;
+  /** The control plane's own metrics (mesh: peers, connections, gossip bytes, blocks), read at scrape time. */
+  modeMetrics?: readonly ModeMetric[];
+}
+
+/** One metric a mode reports; a counter's value is its running total. */
+export interface ModeMetric {
+  name: string;
+  help: string;
+  kind: 'gauge' | 'counter';
+  read(): number;
 }
 
 export class AgentMetrics {
@@ -66,6 +76,18 @@ export class AgentMetrics {
         this.set({ state: 'free' }, u.free);
       },
     });
+    for (const m of o.modeMetrics ?? []) {
+      if (m.kind === 'gauge') new Gauge({ name: m.name, help: m.help, registers, collect() { this.set(m.read()); } });
+      else {
+        new Counter({
+          name: m.name, help: m.help, registers,
+          collect() {
+            this.reset();
+            this.inc(m.read());
+          },
+        });
+      }
+    }
     // The event loop's delay: netlink is synchronous on this thread, so a big reconcile shows here
     // first (and in CNI latency). Max since start, and the p99, in seconds.
     const loop = monitorEventLoopDelay({ resolution: 10 });

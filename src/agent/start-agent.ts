@@ -36,7 +36,7 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
   // The CNI server starts once the node is programmed; the metric reads its usage from then on.
   let ipamUsage: (() => { used: number; free: number } | undefined) | undefined;
   controlPlane.observePodUsage?.(() => ipamUsage?.());
-  const metrics = new AgentMetrics({ version: extras.version ?? 'unknown', mode: controlPlane.mode, ipamUsage: () => ipamUsage?.() });
+  const metrics = new AgentMetrics({ version: extras.version ?? 'unknown', mode: controlPlane.mode, ipamUsage: () => ipamUsage?.(), ...(controlPlane.metrics ? { modeMetrics: controlPlane.metrics } : {}) });
   let nl: Rtnetlink;
   try {
     nl = Rtnetlink.open();

@@ -5,6 +5,7 @@
 // further blocks arrive through the CNI server's block allocator (podBlocks).
 import { WeftError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
+import type { ModeMetric } from '../../agent/metrics.ts';
 import type {
   Announcement, ClusterConfig, ControlPlane, ControlPlaneEvents, ControlPlaneStatus, NodeRanges, PodBlockSource,
 } from '../../agent/control-plane.ts';
@@ -35,6 +36,7 @@ export class MeshControlPlane implements ControlPlane {
   #stopped = false;
   #podUsage: () => { used: number; free: number } | undefined = () => undefined;
   readonly podBlocks: PodBlockSource;
+  readonly metrics: readonly ModeMetric[];
 
   constructor(o: MeshModeOptions) {
     this.#o = o;
@@ -45,6 +47,19 @@ export class MeshControlPlane implements ControlPlane {
       active: () => this.#node.activeBlocks().map((b) => this.#node.map!.blockCidr(b)),
       grow: () => this.#grow(),
     };
+    const node = this.#node;
+    const status = (): ReturnType<MeshNode['status']> => node.status();
+    this.metrics = [
+      { name: 'weft_mesh_peers', help: 'mesh peers known, this node included', kind: 'gauge', read: () => status().peers.length },
+      { name: 'weft_mesh_peers_unreachable', help: 'mesh peers neither connected nor heard from lately', kind: 'gauge', read: () => status().peers.filter((p) => !p.reachable).length },
+      { name: 'weft_mesh_connections', help: 'established control-plane connections', kind: 'gauge', read: () => status().connections.filter((c) => c.state === 'established').length },
+      { name: 'weft_mesh_gossip_received_bytes_total', help: 'gossip bytes received', kind: 'counter', read: () => node.traffic().bytesIn },
+      { name: 'weft_mesh_gossip_sent_bytes_total', help: 'gossip bytes sent', kind: 'counter', read: () => node.traffic().bytesOut },
+      { name: 'weft_mesh_ipam_blocks_owned', help: 'address blocks this node owns', kind: 'gauge', read: () => node.ownBlocks().length },
+      { name: 'weft_mesh_ipam_blocks_free', help: 'owned address blocks without pods (the ones it may give away)', kind: 'gauge', read: () => status().ipam.blocksFree },
+      { name: 'weft_mesh_ring_conflicts', help: 'IPAM rings seeded apart from ours that this node has met', kind: 'gauge', read: () => node.ringConflicts().length },
+      { name: 'weft_mesh_ipam_conflicts_total', help: 'equal-version block conflicts settled by the tie-break', kind: 'counter', read: () => node.conflicts },
+    ];
   }
 
   get node(): MeshNode {
