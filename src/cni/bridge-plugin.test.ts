@@ -12,6 +12,7 @@ import { hostLocalIpamFactory } from '../ipam/allocator.ts';
 import { parseRangeSets } from '../ipam/ranges.ts';
 import { MAX_STORE_FILE_BYTES } from '../ipam/disk-store.ts';
 import type { IpamFactory } from '../ipam/ipam.ts';
+import { blockIpamFactory, type BlockSource } from '../ipam/block-ipam.ts';
 import { BridgeOperations } from './bridge-plugin.ts';
 import { parsePluginConfig, type PluginConfig } from './config.ts';
 import type { CniEnv } from './env.ts';
@@ -60,6 +61,34 @@ describe('BridgeOperations: an injected Ipam', () => {
     const f = fixture(t, memoryIpamFactory());
     for (let i = 0; i < 253; i++) await f.direct.allocate({ containerId: `c${i}`, ifname: 'eth0' });
     await assert.rejects(f.ops.status(f.config()), /no free addresses in 10\.77\.5\.1\/24 on this node \(253 of 253 in use\)/);
+  });
+});
+
+describe('BridgeOperations over block IPAM', () => {
+  const source = (blocks: string[]): BlockSource => {
+    const active: string[] = [];
+    return {
+      blocks: () => blocks,
+      active: () => active,
+      activate: (b) => void active.push(b),
+      grow: () => Promise.reject(new Error('no block to spare')),
+    };
+  };
+
+  it("STATUS counts every owned block, and names them when they are all full, not subnet.env's subnet", async (t) => {
+    const f = fixture(t, blockIpamFactory(source(['10.77.5.0/30', '10.77.9.4/30'])));
+    await f.ops.status(f.config());
+    for (const id of ['a', 'b']) await f.direct.allocate({ containerId: id, ifname: 'eth0' });
+    await assert.rejects(f.ops.status(f.config()), /^WeftError: no free addresses in 2 blocks \(10\.77\.5\.0\/30, \.\.\.\) on this node \(2 of 2 in use\)$/);
+  });
+
+  it('DEL and GC release block addresses without reading the blocks', async (t) => {
+    const f = fixture(t, blockIpamFactory(source(['10.77.200.0/26'])));
+    const [a] = await f.direct.allocate({ containerId: 'a', ifname: 'eth0' });
+    assert.equal(a!.gateway, '10.77.200.1');
+    rmSync(f.subnetFile);
+    await f.del('a');
+    assert.deepEqual(await f.direct.lookup({ containerId: 'a', ifname: 'eth0' }), []);
   });
 });
 

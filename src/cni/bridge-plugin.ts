@@ -2,14 +2,20 @@
 // reads top to bottom as numbered steps, and ADD pushes an undo for every resource it takes so
 // a failure leaves no address, link or rule behind. Addresses come from an Ipam (src/ipam/ipam.ts)
 // made per request by an injected factory, host-local's disk store by default.
+//
+// Each allocation carries its range's gateway: one per family in etcd mode (subnet.env's), one
+// per block with block IPAM (block-ipam.ts). The bridge holds the gateway of the pod's range,
+// added the first time a pod lands in it, and the pod's routes go via that gateway.
 import { randomBytes } from 'node:crypto';
 import { openSync, closeSync } from 'node:fs';
 import { WeftError, errnoCode } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { LogThrottle, type Clock } from '../log/throttle.ts';
 import { hostLocalIpamFactory } from '../ipam/allocator.ts';
-import type { Ipam, IpamFactory } from '../ipam/ipam.ts';
-import { formatRangeSet } from '../ipam/ranges.ts';
+import type { Allocation, Ipam, IpamFactory } from '../ipam/ipam.ts';
+import { currentRangeSetsOf } from '../ipam/block-ipam.ts';
+import { type RangeSet, formatRangeSet, rangeFor } from '../ipam/ranges.ts';
+import { type Cidr, formatCidr, formatIp, maskToNetwork, parseAddressWithPrefix, parseIp } from '../net/cidr.ts';
 import { deleteLinkRequest, isExists, isNotFound, requestOffThread, Rtnetlink } from '../netlink/index.ts';
 import { readSubnetEnv } from '../subnet/subnet-env.ts';
 import { checkAttachment } from './check.ts';
@@ -18,7 +24,7 @@ import type { PluginConfig } from './config.ts';
 import { parseCniArgs, type CniEnv } from './env.ts';
 import { forgetFlannelDelegate, gcFlannelDelegates, saveFlannelDelegate } from './flannel-state.ts';
 import { ensureForwarding, ensureNodeBridge, familyOf, randomMac, type NodeBridge } from './node-bridge.ts';
-import { planPodNetwork, type PodNetworkPlan } from './plan.ts';
+import { planPodNetwork, withAllocationGateways, type AllocatedGateway, type PodNetworkPlan } from './plan.ts';
 import type { CniOperations } from './plugin.ts';
 import type { PodMasquerade } from './pod-masq.ts';
 import type { AddResult } from './result.ts';
@@ -46,7 +52,8 @@ export class BridgeOperations implements CniOperations {
   readonly #masq: PodMasquerade | undefined;
   /** The node's own namespace, opened once: the CNI server keeps it for its whole life. */
   #node: Rtnetlink | undefined;
-  readonly #bridges = new Map<string, { key: string; bridge: NodeBridge }>();
+  /** Per bridge name: the MTU it was ensured with and the addresses it held then. */
+  readonly #bridges = new Map<string, { mtu: number; bridge: NodeBridge; addresses: Set<string> }>();
   readonly #ipamFactory: IpamFactory;
   readonly #throttle: LogThrottle;
   readonly #usage: IpamUsageCache;
@@ -117,11 +124,7 @@ export class BridgeOperations implements CniOperations {
     if (pod.nl.listLinks().some((l) => l.name === env.ifname)) {
       throw new WeftError('WEFT_INVALID_ENV', `container interface ${env.ifname} already exists in ${env.netns}: DEL the previous attachment first`);
     }
-    // 3. The node's bridge with the gateway address, and forwarding.
-    const node = this.#nodeNetlink;
-    const bridge = this.#ensureBridge(node, config.bridge, plan);
-    ensureForwarding(plan.gateways.map(familyOf));
-    // 4. Addresses, released again if anything below fails.
+    // 3. Addresses, released again if anything below fails. Each names its range's gateway.
     const ipam = this.#ipam(config, plan);
     const attachment = { containerId: env.containerId, ifname: env.ifname };
     const requested = [...config.requestedIps, ...(args.get('IP')?.split(',') ?? [])];
@@ -131,6 +134,11 @@ export class BridgeOperations implements CniOperations {
       await ipam.release(attachment);
       this.#usage.changed();
     });
+    const podPlan = withAllocationGateways(plan, allocations);
+    // 4. The node's bridge with the gateway of the pod's range(s), and forwarding.
+    const node = this.#nodeNetlink;
+    const bridge = this.#ensureBridge(node, config.bridge, podPlan, () => currentSubnets(ipam, plan, allocations));
+    ensureForwarding(podPlan.gateways.map(familyOf));
     // 5. The veth pair: host end on the bridge, pod end created directly in the pod's namespace.
     const podMac = config.requestedMac ?? args.get('MAC') ?? randomMac();
     const hostName = this.#createVeth(node, { bridge: bridge.index, mtu: plan.mtu, ifname: env.ifname, podMac, netnsFd: pod.fd });
@@ -141,7 +149,7 @@ export class BridgeOperations implements CniOperations {
     // 6. Inside the pod: addresses, then routes via the gateway.
     const podAddrs = allocations.map((a) => `${a.address}/${a.prefix}`);
     setPodInterfaceKnobs(env.netns, env.ifname);
-    configurePodInterface(pod.nl, { ifname: env.ifname, addresses: podAddrs, routes: plan.routes });
+    configurePodInterface(pod.nl, { ifname: env.ifname, addresses: podAddrs, routes: podPlan.routes });
     // 7. Masquerade by the plugin, only if the node agent does not do it.
     if (plan.podMasq) {
       if (!this.#masq) throw new WeftError('WEFT_FIREWALL', 'per-pod masquerade is needed (FLANNEL_IPMASQ=false) but no firewall backend is configured');
@@ -157,25 +165,26 @@ export class BridgeOperations implements CniOperations {
         { name: env.ifname, mac: podMac, sandbox: env.netns, mtu: plan.mtu },
       ],
       ips: allocations.map((a) => ({ address: `${a.address}/${a.prefix}`, gateway: a.gateway, interface: 2 })),
-      routes: plan.routes,
+      routes: podPlan.routes,
       dns: config.dns ?? {},
     };
   }
 
   /**
-   * The bridge as ensured before, if it is still the same link and up (one lookup); otherwise
-   * ensured in full (create, addresses). A long-lived server thus skips the address dump, whose
-   * size grows with the number of pods, on every ADD after the first.
+   * The bridge as ensured before, if it is still the same link, up, and held the pod's gateways
+   * then (one lookup); otherwise ensured in full (create, address dump, add the missing
+   * gateways). A long-lived server thus skips the dump, whose size grows with the number of
+   * pods, on every ADD after the first into each range; a new block's gateway takes the full path.
    */
-  #ensureBridge(node: Rtnetlink, name: string, plan: PodNetworkPlan): NodeBridge {
-    const key = `${plan.mtu} ${plan.gateways.join(' ')}`;
+  #ensureBridge(node: Rtnetlink, name: string, plan: PodNetworkPlan, current: () => readonly Cidr[]): NodeBridge {
     const cached = this.#bridges.get(name);
-    if (cached?.key === key) {
+    if (cached?.mtu === plan.mtu && plan.gateways.every((g) => cached.addresses.has(g))) {
       const link = node.getLink(name);
       if (link?.index === cached.bridge.index && link.up) return cached.bridge;
     }
-    const bridge = ensureNodeBridge(node, { name, mtu: plan.mtu, gateways: plan.gateways, networks: plan.networks, log: this.#log });
-    this.#bridges.set(name, { key, bridge });
+    const ensured = ensureNodeBridge(node, { name, mtu: plan.mtu, gateways: plan.gateways, networks: plan.networks, current: current(), log: this.#log });
+    const bridge = { index: ensured.index, name: ensured.name, mac: ensured.mac };
+    this.#bridges.set(name, { mtu: plan.mtu, bridge, addresses: new Set(ensured.addresses) });
     return bridge;
   }
 
@@ -222,17 +231,22 @@ export class BridgeOperations implements CniOperations {
   async check(env: CniEnv, config: PluginConfig): Promise<void> {
     const plan = planPodNetwork(config, readSubnetEnv(config.subnetFile));
     using pod = openPodNetns(env.netns);
-    const owned = await this.#ipam(config, plan).lookup({ containerId: env.containerId, ifname: env.ifname });
-    checkAttachment({ node: this.#nodeNetlink, pod: pod.nl, env, config, plan, ipamAddresses: owned, podAddresses: podAddresses(pod.nl, env.ifname) });
+    const ipam = this.#ipam(config, plan);
+    const owned = await ipam.lookup({ containerId: env.containerId, ifname: env.ifname });
+    // The bridge must hold the gateway of the pod's own range, which with block IPAM need not be subnet.env's.
+    const podPlan = withAllocationGateways(plan, gatewaysOf(owned, currentRangeSetsOf(ipam) ?? plan.rangeSets));
+    checkAttachment({ node: this.#nodeNetlink, pod: pod.nl, env, config, plan: podPlan, ipamAddresses: owned, podAddresses: podAddresses(pod.nl, env.ifname) });
   }
 
   async status(config: PluginConfig): Promise<void> {
     const plan = planPodNetwork(config, readSubnetEnv(config.subnetFile));
-    const usage = await this.#ipam(config, plan).usage();
+    const ipam = this.#ipam(config, plan);
+    const usage = await ipam.usage();
     this.#usage.record(usageKey(config, plan), usage);
     const full = usage.findIndex((u) => u.allocated >= u.capacity);
     if (full >= 0) {
-      throw new WeftError('WEFT_IPAM_EXHAUSTED', `no free addresses in ${plan.gateways[full]} on this node (${usage[full]!.allocated} of ${usage[full]!.capacity} in use)`);
+      const set = (currentRangeSetsOf(ipam) ?? plan.rangeSets)[full];
+      throw new WeftError('WEFT_IPAM_EXHAUSTED', `no free addresses in ${set ? describeRangeSet(set) : 'its ranges'} on this node (${usage[full]!.allocated} of ${usage[full]!.capacity} in use)`);
     }
   }
 
@@ -263,6 +277,37 @@ export class BridgeOperations implements CniOperations {
   #warnIpam(network: string, problem: string): void {
     this.#throttle.warn(`ipam:${problem}`, { network }, problem);
   }
+}
+
+/**
+ * What a new bridge gateway must not displace: the node's current ranges (block IPAM: every
+ * block it owns) and this pod's own ranges.
+ */
+function currentSubnets(ipam: Ipam, plan: PodNetworkPlan, allocations: readonly Allocation[]): Cidr[] {
+  const sets = currentRangeSetsOf(ipam) ?? plan.rangeSets;
+  const own = allocations.map((a) => maskToNetwork(parseAddressWithPrefix(`${a.address}/${a.prefix}`)));
+  return [...sets.flatMap((set) => set.map((r) => r.subnet)), ...own];
+}
+
+/** The gateway of each address's range (CHECK: the ranges the pod's addresses came from). */
+function gatewaysOf(addresses: readonly string[], rangeSets: readonly RangeSet[]): AllocatedGateway[] {
+  const found: AllocatedGateway[] = [];
+  for (const text of addresses) {
+    const ip = parseIp(text);
+    for (const set of rangeSets) {
+      const range = rangeFor(set, ip);
+      if (range) found.push({ family: ip.family, gateway: formatIp(range.gateway), prefix: range.subnet.prefix });
+    }
+  }
+  return found;
+}
+
+/** A range set for a message: its gateway address when it is one subnet (etcd mode), else its size. */
+function describeRangeSet(set: RangeSet): string {
+  const [first] = set;
+  if (!first) return 'no range (this node owns no address block)';
+  if (set.length === 1) return `${formatIp(first.gateway)}/${first.subnet.prefix}`;
+  return `${set.length} blocks (${formatCidr(first.subnet)}, ...)`;
 }
 
 /** The store and ranges a usage reading is for; a new subnet (or dataDir) is a new reading. */

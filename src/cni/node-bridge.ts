@@ -1,11 +1,12 @@
-// The node side of the pod network: the bridge (default cni0) with the subnet's gateway
-// address, and IP forwarding. Idempotent: every ADD calls ensureNodeBridge, which costs one
-// netlink round trip when the bridge is already right.
+// The node side of the pod network: the bridge (default cni0) with the gateway address of
+// every range that has pods (etcd mode: the node subnet's; block IPAM: one per active block),
+// and IP forwarding. Idempotent: an ADD that needs a gateway the bridge may lack calls
+// ensureNodeBridge, which costs one address dump when the bridge is already right.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { WeftError } from '../errors.ts';
 import { formatMac, type Rtnetlink } from '../netlink/index.ts';
-import { cidrContains, maskToNetwork, parseAddressWithPrefix, type Cidr } from '../net/cidr.ts';
+import { addressOf, cidrContains, maskToNetwork, parseAddressWithPrefix, type Cidr } from '../net/cidr.ts';
 import type { Logger } from '../log/logger.ts';
 
 export interface NodeBridge { index: number; name: string; mac: string }
@@ -20,35 +21,57 @@ export function randomMac(): string {
 export interface EnsureBridgeOptions {
   name: string;
   mtu: number;
-  /** "10.16.1.1/24" per family. */
+  /** Addresses the bridge must hold, "10.16.1.1/24": this pod's gateways. */
   gateways: string[];
   /** Cluster networks: a stale gateway from another subnet of these is replaced, not an error. */
   networks: Cidr[];
+  /**
+   * The node's current ranges and this pod's blocks. An in-network address inside one of them
+   * is kept (with block IPAM: another block's gateway, with pods behind it); any other
+   * in-network address is a previous node subnet's and is replaced.
+   */
+  current: readonly Cidr[];
   log: Logger;
 }
 
-export function ensureNodeBridge(nl: Rtnetlink, o: EnsureBridgeOptions): NodeBridge {
+/** The bridge as ensureNodeBridge left it: the link, and its global addresses ("ip/prefix"). */
+export interface EnsuredBridge extends NodeBridge { addresses: string[] }
+
+export function ensureNodeBridge(nl: Rtnetlink, o: EnsureBridgeOptions): EnsuredBridge {
   // A fixed MAC, so the bridge does not follow its lowest port's MAC around (docs/cni-spec-notes.md §2.1).
   const link = nl.ensureBridge({ name: o.name, mtu: o.mtu, mac: randomMac(), up: true });
-  const present = nl.listAddresses({ link: link.index });
-  const missing = o.gateways.filter((gw) => !present.some((a) => a.cidr === gw));
+  const present = nl.listAddresses({ link: link.index }).filter((a) => a.scope === 0).map((a) => a.cidr);
+  const held = new Set(present);
+  const missing = o.gateways.filter((g) => !held.has(g));
+  // Every address to replace is judged before any is touched: a foreign one fails the ADD with the bridge as it was.
+  const stale = new Map<string, string>();
   for (const gw of missing) {
-    const wanted = parseAddressWithPrefix(gw);
-    for (const old of present.filter((a) => a.family === wanted.family && a.scope === 0)) {
-      const oldNet = maskToNetwork(parseAddressWithPrefix(old.cidr));
-      const stale = o.networks.some((n) => n.family === oldNet.family && cidrContains(n, { family: oldNet.family, value: oldNet.network }));
-      if (!stale) {
-        throw new WeftError('WEFT_NETLINK', `bridge ${o.name} already has the address ${old.cidr}, which is outside the cluster network; ` +
-          `remove it (ip addr del ${old.cidr} dev ${o.name}) or choose another bridge name`);
+    const family = parseAddressWithPrefix(gw).family;
+    for (const old of held) {
+      if (stale.has(old) || o.gateways.includes(old)) continue;
+      const parsed = parseAddressWithPrefix(old);
+      if (parsed.family !== family || o.current.some((c) => cidrContains(c, addressOf(parsed)))) continue;
+      const oldNet = maskToNetwork(parsed);
+      const inNetwork = o.networks.some((n) => n.family === oldNet.family && cidrContains(n, { family: oldNet.family, value: oldNet.network }));
+      if (!inNetwork) {
+        throw new WeftError('WEFT_NETLINK', `bridge ${o.name} already has the address ${old}, which is outside the cluster network; ` +
+          `remove it (ip addr del ${old} dev ${o.name}) or choose another bridge name`);
       }
-      // The node's subnet changed (a new lease): pods on the old subnet cannot work anyway.
-      o.log.warn({ bridge: o.name, old: old.cidr, new: gw }, 'replacing the bridge address of a previous node subnet');
-      nl.deleteAddress(link.index, old.cidr);
+      stale.set(old, gw);
     }
+  }
+  for (const [old, gw] of stale) {
+    // The node's subnet changed (a new lease): pods on the old subnet cannot work anyway.
+    o.log.warn({ bridge: o.name, old, new: gw }, 'replacing the bridge address of a previous node subnet');
+    nl.deleteAddress(link.index, old);
+    held.delete(old);
+  }
+  for (const gw of missing) {
     nl.addAddress(link.index, gw, { noDad: true });
+    held.add(gw);
   }
   if (!link.up) nl.setLinkUp(link.index);
-  return { index: link.index, name: link.name, mac: link.mac ?? '' };
+  return { index: link.index, name: link.name, mac: link.mac ?? '', addresses: [...held] };
 }
 
 const FORWARDING = { 4: '/proc/sys/net/ipv4/ip_forward', 6: '/proc/sys/net/ipv6/conf/all/forwarding' } as const;

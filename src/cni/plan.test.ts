@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parsePluginConfig } from './config.ts';
 import { parseSubnetEnv } from '../subnet/subnet-env.ts';
-import { planPodNetwork } from './plan.ts';
+import { planPodNetwork, withAllocationGateways } from './plan.ts';
 import { formatCidr } from '../net/cidr.ts';
 
 const v4 = parseSubnetEnv('FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.85.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
@@ -37,4 +37,32 @@ test('flannel form without isDefaultGateway routes only the cluster network, as 
 test('extra ipam routes are added once, via the gateway of their family unless they name one', () => {
   const c = parsePluginConfig({ cniVersion: '1.0.0', name: 'weft', type: 'weft', ipam: { routes: [{ dst: '192.0.2.0/24' }, { dst: '10.16.0.0/16' }, { dst: '198.51.100.0/24', gw: '10.16.85.9' }] } });
   assert.deepEqual(planPodNetwork(c, v4).routes.slice(2), [{ dst: '192.0.2.0/24', gw: '10.16.85.1' }, { dst: '198.51.100.0/24', gw: '10.16.85.9' }]);
+});
+
+const mesh = parseSubnetEnv('FLANNEL_NETWORK=10.32.0.0/12\nFLANNEL_SUBNET=10.32.0.1/26\nFLANNEL_MTU=1376\nFLANNEL_IPMASQ=true\n');
+
+test("block IPAM: the pod's block gateway replaces subnet.env's on the bridge and in every route via it", () => {
+  const c = parsePluginConfig({ cniVersion: '1.0.0', name: 'weft', type: 'weft', ipam: { routes: [{ dst: '192.0.2.0/24' }, { dst: '198.51.100.0/24', gw: '10.32.0.9' }] } });
+  const plan = planPodNetwork(c, mesh);
+  const pod = withAllocationGateways(plan, [{ family: 4, gateway: '10.32.1.65', prefix: 26 }]);
+  assert.deepEqual(pod.gateways, ['10.32.1.65/26']);
+  assert.deepEqual(pod.routes, [
+    { dst: '0.0.0.0/0', gw: '10.32.1.65' }, { dst: '10.32.0.0/12', gw: '10.32.1.65' },
+    { dst: '192.0.2.0/24', gw: '10.32.1.65' }, { dst: '198.51.100.0/24', gw: '10.32.0.9' },
+  ]);
+  assert.deepEqual(pod.rangeSets, plan.rangeSets, 'the rest of the plan is unchanged');
+  assert.deepEqual(plan.gateways, ['10.32.0.1/26'], 'and the plan itself is not modified');
+});
+
+test('etcd mode: the allocation carries subnet.env\'s gateway, so the plan stays as it was', () => {
+  const plan = planPodNetwork(weft, dual);
+  const pod = withAllocationGateways(plan, [{ family: 4, gateway: '10.16.85.1', prefix: 24 }, { family: 6, gateway: 'fd10:0:0:55::1', prefix: 64 }]);
+  assert.deepEqual(pod, plan);
+});
+
+test('dual stack with IPv4 blocks: the IPv6 gateway and routes stay, a family without an allocation keeps its gateway', () => {
+  const plan = planPodNetwork(weft, dual);
+  const pod = withAllocationGateways(plan, [{ family: 4, gateway: '10.16.9.129', prefix: 26 }]);
+  assert.deepEqual(pod.gateways, ['10.16.9.129/26', 'fd10:0:0:55::1/64']);
+  assert.deepEqual(pod.routes.map((r) => r.gw), ['10.16.9.129', '10.16.9.129', 'fd10:0:0:55::1', 'fd10:0:0:55::1']);
 });
