@@ -1,6 +1,9 @@
 // The agent serves the node's CNI requests itself (the weft-cni front end's fast path), so a
-// node runs one weft process. Each request is reported to `onRequest` (the metrics).
+// node runs one weft process. Each request is reported to `onRequest` (the metrics). Pod
+// addresses come from host-local's disk store over subnet.env's subnet, or from the `ipam`
+// the mode gives (mesh mode: block IPAM over the blocks this node owns).
 import type { Logger } from '../log/logger.ts';
+import type { IpamFactory } from '../ipam/ipam.ts';
 import { BridgeOperations } from '../cni/bridge-plugin.ts';
 import { iptablesPodMasquerade } from '../cni/pod-masq.ts';
 import { startCniServer, type CniServerOptions } from '../cni/server.ts';
@@ -11,8 +14,16 @@ export interface AgentCniServer {
   usage(): { used: number; free: number } | undefined;
 }
 
-export async function startAgentCniServer(socket: string, log: Logger, onRequest?: CniServerOptions['onRequest']): Promise<AgentCniServer> {
-  const ops = new BridgeOperations({ log, masquerade: iptablesPodMasquerade() });
+export interface AgentCniOptions {
+  onRequest?: CniServerOptions['onRequest'];
+  /** The pod address allocator; default host-local's disk store. */
+  ipam?: IpamFactory;
+}
+
+/** The third argument is the options, or (the older form) only onRequest. */
+export async function startAgentCniServer(socket: string, log: Logger, options: AgentCniOptions | CniServerOptions['onRequest'] = {}): Promise<AgentCniServer> {
+  const { onRequest, ipam } = typeof options === 'function' ? { onRequest: options, ipam: undefined } : options;
+  const ops = new BridgeOperations({ log, masquerade: iptablesPodMasquerade(), ...(ipam ? { ipam } : {}) });
   const server = await startCniServer({ socket, ops, log, ...(onRequest ? { onRequest } : {}) });
   return {
     usage: () => ops.usage(),
