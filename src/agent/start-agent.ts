@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import type { Server } from 'node:net';
 import type { Logger } from '../log/logger.ts';
 import { Rtnetlink } from '../netlink/index.ts';
+import { blockIpamFactory } from '../ipam/block-ipam.ts';
 import { startAgentCniServer } from './cni.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { nodeFirewall } from './firewall.ts';
@@ -54,7 +55,11 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
     log,
     ...(opts.cniSocket === '' ? {} : {
       startCni: async () => {
-        const cni = await startAgentCniServer(opts.cniSocket, log, (r) => metrics.cniRequest(r.verb, r.result, r.seconds));
+        const cni = await startAgentCniServer(opts.cniSocket, log, {
+          onRequest: (r) => metrics.cniRequest(r.verb, r.result, r.seconds),
+          // A mode that hands out address blocks (mesh) allocates pods from them, not from subnet.env's one subnet.
+          ...(controlPlane.podBlocks ? { ipam: blockIpamFactory(controlPlane.podBlocks) } : {}),
+        });
         ipamUsage = cni.usage;
         return cni;
       },

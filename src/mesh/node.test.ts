@@ -148,3 +148,60 @@ test('a forged claim on a block that holds pods is refused and re-asserted', asy
   // Its next anti-entropy round sends the forged map to f1.
   await waitFor('f1 re-asserts its block everywhere', () => f2.map!.entry(block).owner === 'f1' && f1.map!.entry(block).owner === 'f1');
 });
+
+test('a hostile peer: malformed messages, bad and oversized records, a flood of names, forged runs; the node keeps working', async () => {
+  const { dialChannel } = await import('./wire/index.ts');
+  const { meshIdOf } = await import('./node.ts');
+  const [p1, p2] = ports.slice(10, 12) as [number, number];
+  const init: IpallocInit = { mode: 'seed', names: ['h1', 'h2'] };
+  const h1 = await startNode({ dir: 'h1', name: 'h1', port: p1, peers: [p2], init }, { maxPeers: 50 });
+  const h2 = await startNode({ dir: 'h2', name: 'h2', port: p2, peers: [p1], init });
+  await waitFor('h1 and h2 see each other', () => h1.dataPlanePeers().peers.length === 1);
+  const evil = await dialChannel('127.0.0.1', p1, {
+    self: { name: 'ee:ee:ee:ee:ee:ee', uid: '00000000000000ee', nickname: 'evil', port: 1 },
+    meshId: meshIdOf('10.32.0.0/12', 26), psks: null,
+  });
+  const send = (m: unknown): boolean => evil.send(Buffer.from(typeof m === 'string' ? m : JSON.stringify(m)));
+  const good = {
+    name: 'aa:aa:aa:aa:aa:01', uid: '0123456789abcdef', nickname: 'ok', incarnation: 1, seq: 1, addr: '127.0.0.9:6783', publicIp: '127.0.0.9',
+    backendType: 'vxlan', backendData: null, ring: null, elector: false, paxos: null, owned: 0, free: 0, wants: 0, left: false, heartbeat: 0,
+  };
+  send({
+    t: 'state', records: [
+      good,
+      { ...good, name: 'not a name!' },
+      { ...good, name: 'aa:aa:aa:aa:aa:02', backendData: 'x'.repeat(5000) },
+      { ...good, name: 'aa:aa:aa:aa:aa:03', incarnation: -1 },
+      { ...good, name: 'aa:aa:aa:aa:aa:04', wants: 1e9 },
+      'garbage',
+    ],
+  });
+  await waitFor('the good record is taken and the bad ones are refused one by one', () => {
+    const rejected = h1.dataPlanePeers().rejected.map((r) => r.reason).join(' | ');
+    return h1.status().peers.some((p) => p.name === good.name) && /backend data is 5\d{3} bytes/.test(rejected) && /incarnation/.test(rejected) && /wants/.test(rejected);
+  });
+  // Forged runs for a ring that does not match its seed list, and runs out of range: refused, nothing merged.
+  const digest = h1.map!.digest();
+  send({ t: 'state', ring: { id: 'f'.repeat(32), seeds: ['h1'] }, runs: [{ start: 0, count: 16384, owner: 'evil', epoch: 9, counter: 9 }] });
+  send({ t: 'state', ring: h1.ring, runs: [{ start: 16000, count: 1000, owner: 'evil', epoch: 9, counter: 9 }] });
+  await waitFor('both refused', () => h1.dataPlanePeers().rejected.filter((r) => /ring|runs|start|count|block/i.test(r.reason)).length >= 2);
+  assert.equal(h1.map!.digest(), digest);
+  // A message that is not JSON closes only that connection.
+  const closed = new Promise<void>((r) => evil.onClose(() => r()));
+  send('{not json');
+  await closed;
+  // A flood of distinct peers (thousands of made-up records) is bounded by the peer limit.
+  const flood = await dialChannel('127.0.0.1', p1, {
+    self: { name: 'ee:ee:ee:ee:ee:ef', uid: '00000000000000ef', nickname: 'flood', port: 1 },
+    meshId: meshIdOf('10.32.0.0/12', 26), psks: null,
+  });
+  for (let batch = 0; batch < 10; batch++) {
+    flood.send(Buffer.from(JSON.stringify({ t: 'state', records: Array.from({ length: 500 }, (_, i) => ({ ...good, name: `p${batch}-${i}` })) })));
+  }
+  await waitFor('the peer bound is reached and reported', () => h1.dataPlanePeers().rejected.some((r) => /already has 50 peers/.test(r.reason)));
+  assert.ok(h1.status().peers.length <= 50, `peers ${h1.status().peers.length}`);
+  flood.close();
+  // Still a working mesh.
+  assert.equal(h1.dataPlanePeers().peers.length, 1);
+  assert.equal(h2.map!.digest(), h1.map!.digest());
+});

@@ -43,6 +43,8 @@ export interface MeshNodeOptions {
   version: string;
   log: Logger;
   timing?: Partial<MeshTiming>;
+  /** The most peers remembered (a bound on what a hostile peer can make us hold). */
+  maxPeers?: number;
 }
 
 export interface MeshTiming {
@@ -57,10 +59,12 @@ export interface MeshTiming {
 
 const DEFAULT_TIMING: MeshTiming = { tickMs: 1000, heartbeatMs: 15_000, antiEntropyMs: 5000, deadAfterMs: 90_000, growWaitMs: 15_000 };
 const ACTIVE_VIEW = 6;
-const MAX_PEERS = 4096;
+const DEFAULT_MAX_PEERS = 4096;
 const MAX_REFUSED = 1000;
 /** Runs per block-state message: a fully fragmented /12 map (16,384 runs) is about 1.2 MB of JSON, over a frame. */
 const RUNS_PER_CHUNK = 4096;
+/** Records per message: a record is at most 4 KiB, so 200 stay under a frame. */
+const RECORDS_PER_CHUNK = 200;
 /** Blocks a peer asks for first, and each time it runs short. */
 export const INITIAL_WANT = 4;
 export const GROW_WANT = 2;
@@ -144,7 +148,7 @@ export class MeshNode {
     this.#save();
     this.#connections = new Connections({
       self: { name: this.#id.name, uid: this.#id.uid, nickname: this.#id.nickname, port: o.port },
-      channel: { meshId: meshIdOf(o.universe, o.blockPrefix), psks: o.psks },
+      channel: { meshId: meshIdOf(o.universe, o.blockPrefix), meshDescription: `IPALLOC_RANGE ${o.universe}, /${o.blockPrefix} blocks`, psks: o.psks },
       listenHost: o.listenHost, listenPort: o.port, targets: o.targets, connLimit: o.connLimit, activeTarget: Math.min(ACTIVE_VIEW, o.connLimit),
       log: this.#log,
       onChannel: (ch) => this.#onChannel(ch),
@@ -244,10 +248,20 @@ export class MeshNode {
   // ---- gossip -----------------------------------------------------------------------------
 
   #send(ch: Channel, m: MeshMessage): void {
+    if (m.t === 'state' && m.records && m.records.length > RECORDS_PER_CHUNK) {
+      for (let i = 0; i < m.records.length; i += RECORDS_PER_CHUNK) this.#send(ch, { t: 'state', records: m.records.slice(i, i + RECORDS_PER_CHUNK) });
+      if (m.ring) this.#send(ch, { ...m, records: [] });
+      return;
+    }
     const bytes = encodeMessage(m);
     this.#traffic.bytesOut += bytes.length;
     this.#traffic.messagesOut++;
-    ch.send(bytes);
+    try {
+      ch.send(bytes);
+    } catch (e) {
+      // Only a message over a frame can throw; records and runs are chunked to stay well below it.
+      this.#throttle.error(`send ${m.t}`, { peer: ch.remote.name, bytes: bytes.length }, `a mesh ${m.t} message could not be sent: ${(e as Error).message}`);
+    }
   }
 
   #onChannel(ch: Channel): void {
@@ -316,8 +330,9 @@ export class MeshNode {
     }
     const known = this.#records.get(r.name);
     if (known && compareVersions(r, known) <= 0) return false;
-    if (!known && this.#records.size >= MAX_PEERS) {
-      this.#refuse(r.name, `the mesh already has ${MAX_PEERS} peers`);
+    const maxPeers = this.#o.maxPeers ?? DEFAULT_MAX_PEERS;
+    if (!known && this.#records.size >= maxPeers) {
+      this.#refuse(`more peers than ${maxPeers}`, `the mesh already has ${maxPeers} peers; ${r.name} and any further ones are ignored`);
       return false;
     }
     this.#refused.delete(r.name);

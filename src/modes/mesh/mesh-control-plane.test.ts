@@ -97,6 +97,12 @@ test('two nodes: a shared ring, a home block each, each other as peers, growth, 
   const mesh = (status.details as { mesh: { ipam: { status: string } } }).mesh;
   assert.equal(mesh.ipam.status, 'ready');
 
+  // grow() asks the mesh: the donor (b, with spare blocks) grants more.
+  const before = a.node.ownBlocks().length;
+  await a.podBlocks.grow();
+  assert.ok(a.node.ownBlocks().length > before, 'a was granted blocks');
+  await waitFor('b agrees', () => b.node.map!.digest() === a.node.map!.digest());
+
   // rmpeer of a live peer is refused; once b is gone, a takes its blocks.
   await assert.rejects(a.command('rmpeer', { peer: 'b' }), /is alive/);
   await assert.rejects(a.command('nonsense', {}), /no command/);
