@@ -3,12 +3,13 @@ import type { Command } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerCni } from './cni.ts';
 import { registerLab } from './lab.ts';
-import { registerRmpeer, registerStatus } from './status.ts';
+import { registerLeave, registerRmpeer, registerStatus } from './status.ts';
 
 export function registerCommands(program: Command, version: string): void {
   registerAgent(program, version);
   registerStatus(program);
   registerRmpeer(program);
+  registerLeave(program);
   registerCni(program);
   registerLab(program);
 }

@@ -122,3 +122,22 @@ export function registerRmpeer(program: Command): void {
       process.stdout.write(renderRmpeer(parseRmpeerAnswer(answer.body)));
     });
 }
+
+export function registerLeave(program: Command): void {
+  withSocket(program.command('leave'), "print the agent's answer as JSON")
+    .description("mesh mode: hand this node's address blocks to a reachable peer and leave the mesh (before removing the node for good; Weave's `weave reset`)")
+    .addHelpText('after', '\nThe agent keeps running but owns no blocks afterwards: stop it and uninstall. Pods still on this node keep addresses that now belong to the heir: drain the node first.')
+    .action(async (o: SocketOptions) => {
+      const { postCommand } = await import('../agent/status.ts');
+      const answer = await postCommand(o.socket, 'leave', {});
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(answer.body, null, 2)}\n`);
+        if (answer.status !== 200) process.exitCode = 1;
+        return;
+      }
+      if (answer.status !== 200) throw new WeftError(answer.status === 404 ? 'WEFT_INVALID_CONFIG' : 'WEFT_INTERNAL', `leave: ${errorOf(answer)}${answer.status === 404 ? '; leave is for mesh mode (`weft agent --store mesh`)' : ''}`);
+      const body = answer.body as { addresses?: unknown; heir?: unknown };
+      const heir = typeof body.heir === 'string' ? body.heir : null;
+      process.stdout.write(heir ? `${Number(body.addresses) || 0} IPs handed to ${heir}; this node left the mesh\n` : 'no reachable peer to hand the blocks to; this node left the mesh, and its blocks need `weft rmpeer` on another node\n');
+    });
+}

@@ -205,3 +205,16 @@ test('a hostile peer: malformed messages, bad and oversized records, a flood of 
   assert.equal(h1.dataPlanePeers().peers.length, 1);
   assert.equal(h2.map!.digest(), h1.map!.digest());
 });
+
+test('a clean leave hands every block to a reachable heir, and the peer is no longer routed', async () => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const init: IpallocInit = { mode: 'seed', names: ['l1', 'l2'] };
+  const l1 = await startNode({ dir: 'l1', name: 'l1', port: p1, peers: [p2], init });
+  const l2 = await startNode({ dir: 'l2', name: 'l2', port: p2, peers: [p1], init });
+  await waitFor('connected', () => l1.dataPlanePeers().peers.length === 1 && l2.dataPlanePeers().peers.length === 1);
+  const mine = l2.ownBlocks().length;
+  const r = l2.leave();
+  assert.equal(r.heir, 'l1');
+  assert.equal(r.addresses, mine * 64);
+  await waitFor('l1 owns everything and routes nobody', () => l1.ownBlocks().length === l1.map!.size && l1.dataPlanePeers().peers.length === 0);
+});
