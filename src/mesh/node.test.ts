@@ -218,3 +218,13 @@ test('a clean leave hands every block to a reachable heir, and the peer is no lo
   assert.equal(r.addresses, mine * 64);
   await waitFor('l1 owns everything and routes nobody', () => l1.ownBlocks().length === l1.map!.size && l1.dataPlanePeers().peers.length === 0);
 });
+
+test('two live peers with one name: the collision is detected and reported, and that target is not retried', async () => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const init: IpallocInit = { mode: 'observer' };
+  const c1 = await startNode({ dir: 'c1', name: 'twin', port: p1, peers: [p2], init });
+  const c2 = await startNode({ dir: 'c2', name: 'twin', port: p2, peers: [p1], init });
+  await waitFor('both report the collision', () => !!c1.collision && !!c2.collision);
+  assert.match(c1.collision!, /uses this node's name twin/);
+  await waitFor('the target is marked failed for good', () => c1.status().connections.some((c) => c.state === 'failed' && c.retry === null && /collision/.test(c.info ?? '')));
+});
