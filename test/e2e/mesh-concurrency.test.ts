@@ -26,7 +26,9 @@ test(`concurrency: ${PER_NODE} concurrent ADDs on every node at once: all addres
       const a = pod.addresses[0] ?? '';
       assert.ok(blocks.some((b) => inCidr(a, b)), `${pod.name} ${a} is in one of ${node}'s blocks ${blocks.join(' ')}`);
     }
-    assert.ok(blocks.length >= 2, `${PER_NODE} pods need two /28 blocks on ${node}: ${blocks.join(' ')}`);
+    // 16 pods do not fit one /28 (13 pod addresses): the burst had to open a second block.
+    const used = new Set((added[i] ?? []).map((p) => p.addresses[0]?.split('/')[0]?.replace(/\.(\d+)$/, (_, d: string) => `.${Number(d) & ~15}`)));
+    assert.ok(used.size >= 2, `${PER_NODE} pods on ${node} span two /28 blocks or more: ${[...used].join(' ')}`);
   }
 
   // Every pod reaches its own gateway (each block has its own), and a few reach pods elsewhere.
