@@ -1,5 +1,5 @@
 // The labs bench:dataplane measures: weft's three backends as `weft lab up --store etcd` builds
-// them, and a flannel-equivalent VXLAN built by hand (docs/flannel-compat.md §3.2) in a lab of its own whose
+// them, mesh mode (`--store mesh`, no etcd), and a flannel-equivalent VXLAN built by hand (docs/flannel-compat.md §3.2) in a lab of its own whose
 // nodes run no agent (`--store none`: the same CNI plugin and pod subnets planned by the lab), so
 // nothing fights over its routes.
 import { randomBytes } from 'node:crypto';
@@ -7,13 +7,14 @@ import { labUp, type LabState } from '../../src/lab/index.ts';
 import { firstIPv4 } from '../../src/lab/cni-exec.ts';
 import { inNs, mustRun, trackLab } from './common.ts';
 
-export type VariantName = 'vxlan' | 'auto' | 'host-gw' | 'flannel';
-export const VARIANTS: readonly VariantName[] = ['vxlan', 'auto', 'host-gw', 'flannel'];
+export type VariantName = 'vxlan' | 'auto' | 'host-gw' | 'flannel' | 'mesh';
+export const VARIANTS: readonly VariantName[] = ['vxlan', 'auto', 'host-gw', 'flannel', 'mesh'];
 export const LABELS: Record<VariantName, string> = {
   vxlan: 'weft vxlan',
   auto: 'weft auto',
   'host-gw': 'weft host-gw',
   flannel: 'flannel-equivalent VXLAN (by hand)',
+  mesh: 'weft mesh (auto, VXLAN on UDP 6784)',
 };
 
 export type PairKind = 'same-zone' | 'cross-zone';
@@ -57,13 +58,16 @@ function pairOf(state: LabState, kind: PairKind, a: number, b: number): Pair {
 
 export async function buildLab(variant: VariantName, id: string, progress: (s: string) => void): Promise<BuiltLab> {
   // Lab names: lower-case letters and digits only.
-  const name = `bd${id}${{ vxlan: 'x', auto: 'a', 'host-gw': 'h', flannel: 'f' }[variant]}`;
+  const name = `bd${id}${{ vxlan: 'x', auto: 'a', 'host-gw': 'h', flannel: 'f', mesh: 'm' }[variant]}`;
   trackLab(name);
   progress(`lab ${name}: up (${LABELS[variant]})`);
   let state: LabState;
   if (variant === 'flannel') {
     state = await labUp({ name, nodes: 3, podsPerNode: 1, store: 'none' });
     await handBuildFlannel(state);
+  } else if (variant === 'mesh') {
+    // No etcd: the agents mesh over TCP 6783 and share 10.32.0.0/12; auto = direct on a shared segment.
+    state = await labUp({ name, nodes: 3, podsPerNode: 1, store: 'mesh' });
   } else {
     const hostGw = variant === 'host-gw';
     state = await labUp({ name, nodes: hostGw ? 2 : 3, podsPerNode: 1, store: 'etcd', backend: variant, zones: hostGw ? 1 : 2 });
