@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { labNodeRemove, labNodeWeft } from '../../src/lab/index.ts';
 import { pingFrom } from '../../src/lab/ping.ts';
-import { addPods, inCidr, ipOf, meshPrerequisiteProblem, podAddresses, duplicates, status, startMeshLab, waitMesh } from './support/mesh-lab.ts';
+import { addPods, inCidr, ipOf, logTails, meshPrerequisiteProblem, podAddresses, duplicates, status, startMeshLab, waitMesh } from './support/mesh-lab.ts';
 
 const skip = await meshPrerequisiteProblem();
 const RANGE = '10.32.0.0/26';
@@ -47,7 +47,7 @@ test('rmpeer: n3 removed, `weft rmpeer` on n1 takes its blocks; the IPAM views a
   const taken: string[] = [];
   for (let round = 0; round <= Math.ceil(want / 4) && !taken.some((a) => n3Blocks.some((b) => inCidr(a, b))); round++) {
     const pods = await addPods(lab, 'n1', 4).catch(async (e: unknown) => {
-      throw new Error(`${(e as Error).message}\nn1's blocks now: ${JSON.stringify((await status(lab, 'n1'))?.lease?.subnets)}; n3 had ${n3Blocks.join(' ')}; pods so far ${taken.join(' ')}`);
+      throw new Error(`${(e as Error).message}\nn1's blocks now: ${JSON.stringify((await status(lab, 'n1'))?.lease?.subnets)}; n3 had ${n3Blocks.join(' ')}; pods so far ${taken.join(' ')}\n${await logTails(lab.dir, 30)}`);
     });
     taken.push(...pods.flatMap((p) => p.addresses));
   }
