@@ -131,7 +131,13 @@ test('two rings seeded apart meet: the conflict is reported, never merged, never
   // Each ring keeps its own map: nothing of the other was merged in.
   assert.ok(x.map!.ownedBy('u').length === 0 && u.map!.ownedBy('x').length === 0);
   assert.ok(!x.dataPlanePeers().peers.some((p) => p.id === 'u' || p.id === 'v'));
-  void y;
+  // Exactly one ring yields (the same one on all four peers, u included, which only heard of x's ring by gossip).
+  const xRingWins = x.ring!.id < u.ring!.id;
+  const losers = xRingWins ? [u, v] : [x, y];
+  const winners = xRingWins ? [x, y] : [u, v];
+  await waitFor('both peers of the losing ring yield', () => losers.every((n) => n.yieldsTo() !== null));
+  for (const n of winners) assert.equal(n.yieldsTo(), null);
+  assert.match(losers[0]!.ipamStatus(), /yields to ring/);
 });
 
 test('a forged claim on a block that holds pods is refused and re-asserted', async () => {

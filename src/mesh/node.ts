@@ -339,7 +339,7 @@ export class MeshNode {
     this.#records.set(r.name, r);
     this.#heardAt.set(r.name, Date.now());
     this.#recordsHash = undefined;
-    if (this.#ring && r.ring && r.ring !== this.#ring.id) this.#noteForeign(r.ring, null, r.name);
+    if (this.#ring && r.ring && r.ring !== this.#ring.id) this.#noteForeign(r.ring, null, r.name, r.addr);
     if (JSON.stringify(known?.paxos ?? null) !== JSON.stringify(r.paxos)) this.#lastPaxosChange = Date.now();
     const onlyHeartbeat = known && known.incarnation === r.incarnation && sameExceptHeartbeat(known, r);
     if (!onlyHeartbeat) this.#queueRecord(r.name, ch);
@@ -418,7 +418,9 @@ export class MeshNode {
     return lost;
   }
 
-  #noteForeign(ringId: string, seeds: string[] | null, member: string): void {
+  #noteForeign(ringId: string, seeds: string[] | null, member: string, addr?: string): void {
+    // Heard of only by a record: dial that peer, whose block state then proves its ring (see yieldsTo).
+    if (!seeds && addr && !this.#foreignRings.get(ringId)?.seeds.length) this.#connections.dial(addr);
     let f = this.#foreignRings.get(ringId);
     if (!f) {
       if (this.#foreignRings.size >= 16) return;
@@ -731,6 +733,25 @@ export class MeshNode {
     return { peers, rejected };
   }
 
+  /**
+   * When two rings meet, one must stop handing out addresses, or a new pod in each could get the
+   * same one. Every peer of both rings picks the same survivor: the ring seeded by more peers,
+   * then the lower id. The other one (non-null here) keeps its pods but starts no new ones
+   * until its peers are reset to join the survivor. Only a verified foreign ring counts (its id
+   * matched its seed list), not a mere record that names one.
+   */
+  yieldsTo(): { ring: string; seeds: string[] } | null {
+    const ours = this.#ring;
+    if (!ours) return null;
+    let winner: { ring: string; seeds: string[] } | null = null;
+    for (const [ring, f] of this.#foreignRings) {
+      if (f.seeds.length === 0) continue;
+      const beatsUs = f.seeds.length > ours.seeds.length || (f.seeds.length === ours.seeds.length && ring < ours.id);
+      if (beatsUs && (!winner || f.seeds.length > winner.seeds.length || (f.seeds.length === winner.seeds.length && ring < winner.ring))) winner = { ring, seeds: f.seeds };
+    }
+    return winner;
+  }
+
   ringConflicts(): { ring: string; seeds: string[]; members: string[] }[] {
     return [...this.#foreignRings].map(([ring, f]) => ({ ring, seeds: f.seeds, members: [...f.members] }));
   }
@@ -749,6 +770,10 @@ export class MeshNode {
 
   /** Weave's IPAM status, in its precedence. */
   ipamStatus(): string {
+    const winner = this.yieldsTo();
+    if (winner) {
+      return `ring conflict: this ring (${this.#ring!.seeds.length} seeds) yields to ring ${winner.ring} (${winner.seeds.length} seeds) - no new addresses here; reset these peers' mesh state to join it`;
+    }
     if (this.#ring && this.#map) {
       if (this.#wants === 0) return 'ready';
       const reachableSpare = [...this.#records.values()].some((r) => r.name !== this.#id.name && r.ring === this.#ring!.id && r.free >= 2 && this.reachable(r.name));

@@ -148,12 +148,14 @@ export class MeshControlPlane implements ControlPlane {
       this.#lastPeers = key;
       events.onPeers(snapshot);
     }
+    const yielding = this.#node.yieldsTo() !== null;
     const ranges = this.#ranges();
-    const rangesKey = JSON.stringify(ranges.subnets);
+    const rangesKey = JSON.stringify([yielding, ranges.subnets]);
     if (rangesKey !== this.#lastRanges) {
       const first = this.#lastRanges === '';
       this.#lastRanges = rangesKey;
-      if (!first) events.onRanges(ranges.subnets.length > 0 ? ranges : null, ranges.subnets.length > 0 ? 'the address blocks this node owns changed' : 'this node no longer owns any address block');
+      if (yielding) events.onRanges(null, `IPAM ${this.#node.ipamStatus()}`);
+      else if (!first) events.onRanges(ranges.subnets.length > 0 ? ranges : null, ranges.subnets.length > 0 ? 'the address blocks this node owns changed' : 'this node no longer owns any address block');
     }
     this.#problem('ring-conflict', this.#node.ringConflicts().map((c) => `IPAM ring conflict: ${c.members.length} peer(s) (${c.members.slice(0, 3).join(', ')}) belong to ring ${c.ring}, seeded apart from ours; never merged, not routed`).join('; '));
     this.#problem('name-collision', this.#node.collision ? `peer name collision: ${this.#node.collision}` : '');
@@ -176,13 +178,15 @@ export class MeshControlPlane implements ControlPlane {
   /** The blocks pods may take addresses from: those in use first, then a few spare ones (lowest first). */
   #allocatableBlocks(): string[] {
     const map = this.#node.map;
-    if (!map) return [];
+    // A ring that yields to another starts no new pods: their addresses could be the other ring's too.
+    if (!map || this.#node.yieldsTo()) return [];
     const active = this.#node.activeBlocks();
     const spare = this.#node.ownBlocks().filter((b) => !active.includes(b)).slice(0, 4);
     return [...active, ...spare].map((b) => map.blockCidr(b));
   }
 
   async #grow(): Promise<void> {
+    if (this.#node.yieldsTo()) throw new WeftError('WEFT_IPAM_EXHAUSTED', `IPAM ${this.#node.ipamStatus()}`);
     const before = this.#node.ownBlocks().length;
     this.#node.requestBlocks(GROW_WANT);
     const deadline = Date.now() + (this.#o.growWaitMs ?? 15_000);
