@@ -70,6 +70,8 @@ export interface AgentOptions {
   mtu: number | undefined;
   /** mesh: the identity and IPAM state directory. */
   meshDir: string;
+  /** mesh: a peer neither connected nor heard from for this long is unreachable (and may be rmpeer'd). */
+  meshDeadAfterSeconds: number;
   /** mesh: the data plane: auto (direct routes on a shared segment, VXLAN elsewhere), vxlan or host-gw. */
   meshBackend: 'auto' | 'vxlan' | 'host-gw';
 }
@@ -116,6 +118,7 @@ export const DEFAULT_AGENT_OPTIONS: Readonly<AgentOptions> = Object.freeze({
   mtu: undefined,
   meshDir: '/var/lib/weft/mesh',
   meshBackend: 'auto',
+  meshDeadAfterSeconds: 90,
 });
 
 /** flanneld's flag name for each option (weft-only options have weft names). */
@@ -159,6 +162,7 @@ export const FLAG_NAMES: Record<keyof AgentOptions, string> = {
   mtu: 'mtu',
   meshDir: 'mesh-dir',
   meshBackend: 'mesh-backend',
+  meshDeadAfterSeconds: 'mesh-dead-after',
 };
 
 /** Weave Net's environment names, where the concept is the same (its add-on set these). */
@@ -285,6 +289,12 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
         const seconds = parseDuration(flag, text, 60);
         if (/^\d+$/.test(text) && (Number(text) < 1 || Number(text) > 1439)) throw bad(flag, text, 'minutes must be between 1 and 1439, as in flanneld');
         out.renewMarginSeconds = seconds;
+        break;
+      }
+      case 'meshDeadAfterSeconds': {
+        const seconds = parseDuration(flag, text, 1);
+        if (!(seconds >= 6)) throw bad(flag, text, 'must be at least 6s (a few heartbeats)');
+        out.meshDeadAfterSeconds = seconds;
         break;
       }
       case 'leaseTtlSeconds':

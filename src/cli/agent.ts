@@ -69,6 +69,7 @@ const help: Record<keyof AgentOptions, string> = {
   connLimit: 'mesh: most control connections held at once (env CONN_LIMIT)',
   mtu: 'mesh: pod MTU (env WEAVE_MTU; default: the underlay MTU minus VXLAN overhead)',
   meshDir: 'mesh: identity and IPAM state directory',
+  meshDeadAfterSeconds: "mesh: a peer not connected and not heard from for this long is unreachable (rmpeer is refused before), e.g. 90s",
   meshBackend: 'mesh: data plane: auto (direct routes on a shared L2 segment, VXLAN on UDP 6784 elsewhere), vxlan or host-gw',
 };
 
@@ -82,7 +83,7 @@ export function registerAgent(program: Command, version: string): void {
   for (const key of Object.keys(FLAG_NAMES) as (keyof AgentOptions)[]) {
     const flag = FLAG_NAMES[key];
     const def = DEFAULT_AGENT_OPTIONS[key];
-    const shownAs: Partial<Record<keyof AgentOptions, string>> = { renewMarginSeconds: '60 (minutes)', leaseTtlSeconds: '24h', reconcileSeconds: '10s', iptablesResyncSeconds: '5 (seconds)' };
+    const shownAs: Partial<Record<keyof AgentOptions, string>> = { meshDeadAfterSeconds: '90s', renewMarginSeconds: '60 (minutes)', leaseTtlSeconds: '24h', reconcileSeconds: '10s', iptablesResyncSeconds: '5 (seconds)' };
     const shown = shownAs[key] ?? (Array.isArray(def) ? def.join(',') : def === undefined ? undefined : String(def));
     const text = `${help[key]}${shown !== undefined && shown !== '' && !Array.isArray(def) ? ` (default ${shown})` : ''}`;
     if (key === 'iface' || key === 'ifaceRegex' || key === 'peers') agent.option(`--${flag} <value>`, text, collect);

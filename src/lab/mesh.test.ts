@@ -42,6 +42,7 @@ test('each mesh agent gets the other nodes as --peers and its own mesh dir, sock
     '--password-file', '/run/weft/lab/x/mesh-password',
     '--mesh-dir', '/run/weft/lab/x/n2/mesh',
     '--mesh-port', '6783',
+    '--mesh-dead-after', '20s',
     '--subnet-file', '/run/weft/lab/x/n2/subnet.env',
     '--status-socket', '/run/weft/lab/x/n2/agent.sock',
     '--lock-file', '/run/weft/lab/x/n2/agent.lock',

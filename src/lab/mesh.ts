@@ -39,6 +39,8 @@ export function meshAgentArgv(a: MeshAgentArgs): string[] {
     ...(a.passwordFile === null ? [] : ['--password-file', a.passwordFile]),
     '--mesh-dir', a.files.meshDir,
     '--mesh-port', String(a.port),
+    // A short window, so failure drills (rmpeer of a removed node) take seconds, not minutes.
+    '--mesh-dead-after', '20s',
     '--subnet-file', a.files.subnetEnv,
     '--status-socket', a.files.agentSocket,
     '--lock-file', a.files.agentLock,

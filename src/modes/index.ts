@@ -44,6 +44,8 @@ function meshMode(opts: AgentOptions, log: Logger, version: string): ControlPlan
       listenHost: opts.meshListen, port: opts.meshPort, targets: settings.targets,
       psks: passwords ? passwords.map((p) => derivePsk(p, meshId)) : null,
       universe: settings.universe, blockPrefix: opts.ipallocBlock, init: settings.init, connLimit: opts.connLimit, version, log,
+      // Heartbeats every sixth of the window (at most 15 s), so a live peer is heard several times within it.
+      timing: { deadAfterMs: opts.meshDeadAfterSeconds * 1000, heartbeatMs: Math.min(15_000, (opts.meshDeadAfterSeconds * 1000) / 6) },
     },
     backend: meshBackendSection(opts), nftables: false, log,
   });
