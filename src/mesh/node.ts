@@ -224,7 +224,11 @@ export class MeshNode {
     return {
       name: this.#id.name, uid: this.#id.uid, nickname: this.#id.nickname, incarnation: this.#incarnation, seq: this.#seq,
       addr: `${a.publicIp}:${this.#listenPort || this.#o.port}`, publicIp: a.publicIp, backendType: a.backendType, backendData: a.backendData,
-      ring: this.#ring?.id ?? null, elector: this.#o.init.mode === 'consensus', paxos: this.#o.init.mode === 'consensus' ? this.#paxos : null,
+      // Once there is a ring the vote is history (kept on disk, not gossiped): a record stays a few
+      // hundred bytes instead of carrying every seed's name, which at 200 peers made each full
+      // state most of a megabyte.
+      ring: this.#ring?.id ?? null, elector: this.#o.init.mode === 'consensus' && !this.#ring,
+      paxos: this.#o.init.mode === 'consensus' && !this.#ring ? this.#paxos : null,
       owned, free: this.#ownFree(), wants: this.#wants, left: false, heartbeat: this.#records.get(this.#id.name)?.heartbeat ?? 0,
     };
   }
