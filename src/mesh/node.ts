@@ -63,8 +63,8 @@ const DEFAULT_MAX_PEERS = 4096;
 const MAX_REFUSED = 1000;
 /** Runs per block-state message: a fully fragmented /12 map (16,384 runs) is about 1.2 MB of JSON, over a frame. */
 const RUNS_PER_CHUNK = 4096;
-/** Records per message: a record is at most 4 KiB, so 200 stay under a frame. */
-const RECORDS_PER_CHUNK = 200;
+/** Bytes of records per message, well under a frame (a record is at most 64 KiB). */
+const CHUNK_BYTES = 512 * 1024;
 /** Blocks a peer asks for first, and each time it runs short. */
 export const INITIAL_WANT = 4;
 export const GROW_WANT = 2;
@@ -252,10 +252,13 @@ export class MeshNode {
   // ---- gossip -----------------------------------------------------------------------------
 
   #send(ch: Channel, m: MeshMessage): void {
-    if (m.t === 'state' && m.records && m.records.length > RECORDS_PER_CHUNK) {
-      for (let i = 0; i < m.records.length; i += RECORDS_PER_CHUNK) this.#send(ch, { t: 'state', records: m.records.slice(i, i + RECORDS_PER_CHUNK) });
-      if (m.ring) this.#send(ch, { ...m, records: [] });
-      return;
+    if (m.t === 'state' && m.records && m.records.length > 1) {
+      const chunks = chunkByBytes(m.records, CHUNK_BYTES);
+      if (chunks.length > 1) {
+        for (const records of chunks) this.#send(ch, { t: 'state', records });
+        if (m.ring) this.#send(ch, { ...m, records: [] });
+        return;
+      }
     }
     const bytes = encodeMessage(m);
     this.#traffic.bytesOut += bytes.length;
@@ -838,4 +841,23 @@ export class MeshNode {
 
 function sameExceptHeartbeat(a: PeerRecord, b: PeerRecord): boolean {
   return JSON.stringify({ ...a, seq: 0, heartbeat: 0 }) === JSON.stringify({ ...b, seq: 0, heartbeat: 0 });
+}
+
+/** Splits records into runs of at most `limit` bytes of JSON each (a record bigger than that alone). */
+function chunkByBytes(records: readonly unknown[], limit: number): unknown[][] {
+  const chunks: unknown[][] = [];
+  let current: unknown[] = [];
+  let size = 0;
+  for (const r of records) {
+    const n = JSON.stringify(r).length + 1;
+    if (current.length > 0 && size + n > limit) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(r);
+    size += n;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }

@@ -44,7 +44,8 @@ export interface PeerRecord {
   heartbeat: number;
 }
 
-export const MAX_RECORD_BYTES = 4096;
+/** A record with a Paxos value names every seed (≈ 20 bytes each); after seeding it is a few hundred bytes. */
+export const MAX_RECORD_BYTES = 64 * 1024;
 export const MAX_BACKEND_DATA_BYTES = 1024;
 export const MAX_SEED_NAMES = 4096;
 
@@ -83,6 +84,8 @@ export function parseRecord(raw: unknown): { record: PeerRecord } | { error: str
     return { error: `malformed peer record${path ? ` (${path})` : ''}: ${issue.message}` };
   }
   const record = r.output as PeerRecord;
+  const size = JSON.stringify(record).length;
+  if (size > MAX_RECORD_BYTES) return { error: `the record is ${size} bytes, over the ${MAX_RECORD_BYTES}-byte bound` };
   const data = JSON.stringify(record.backendData ?? null);
   if (data.length > MAX_BACKEND_DATA_BYTES) return { error: `its backend data is ${data.length} bytes, over the ${MAX_BACKEND_DATA_BYTES}-byte bound` };
   const port = Number(record.addr.split(':')[1]);
