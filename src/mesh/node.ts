@@ -560,7 +560,7 @@ export class MeshNode {
     const heard = electorsHeard(this.#records.values());
     if (heard.length < this.#quorum) return false;
     const rank = Math.max(0, heard.indexOf(this.#id.name));
-    return now - this.#lastPaxosChange > 1500 * (rank + 1) + Math.random() * 500;
+    return now - this.#lastPaxosChange > 500 * (rank + 1) + Math.random() * 250;
   }
 
   /** Grants blocks to every peer that wants some and would pick us as its donor. */
