@@ -234,3 +234,20 @@ test('two live peers with one name: the collision is detected and reported, and 
   assert.match(c1.collision!, /uses this node's name twin/);
   await waitFor('the target is marked failed for good', () => c1.status().connections.some((c) => c.state === 'failed' && c.retry === null && /collision/.test(c.info ?? '')));
 });
+
+test('a crafted ring whose seed list cannot build a ring is refused by a peer without one, which keeps waiting', async () => {
+  const { dialChannel } = await import('./wire/index.ts');
+  const { meshIdOf, ringIdOf } = await import('./node.ts');
+  const port = await freePort();
+  const o = await startNode({ dir: 'o1', port, peers: [], init: { mode: 'observer' } });
+  const evil = await dialChannel('127.0.0.1', port, {
+    self: { name: 'ee:ee:ee:ee:ee:e1', uid: '00000000000000e1', nickname: 'evil', port: 1 },
+    meshId: meshIdOf('10.32.0.0/12', 26), psks: null,
+  });
+  const seeds = ['bad name!'];
+  evil.send(Buffer.from(JSON.stringify({ t: 'state', ring: { id: ringIdOf('10.32.0.0/12', 26, seeds), seeds }, runs: [] })));
+  await waitFor('the ring is refused', () => o.dataPlanePeers().rejected.some((r) => /cannot be built/.test(r.reason)));
+  assert.equal(o.ring, null);
+  assert.match(o.ipamStatus(), /priming/);
+  evil.close();
+});

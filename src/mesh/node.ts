@@ -304,9 +304,15 @@ export class MeshNode {
       ch.close('malformed message');
       return;
     }
-    if (m.t === 'state') this.#onState(ch, m);
-    else if (m.t === 'digest') this.#onDigest(ch, m);
-    else this.#onVector(ch, m);
+    // One peer's message must never end the agent: anything unforeseen closes only its connection.
+    try {
+      if (m.t === 'state') this.#onState(ch, m);
+      else if (m.t === 'digest') this.#onDigest(ch, m);
+      else this.#onVector(ch, m);
+    } catch (e) {
+      this.#throttle.error(`handler ${ch.remote.name}`, { peer: ch.remote.name, err: (e as Error).message }, `a ${m.t} message from ${ch.remote.name}(${ch.remote.nickname}) could not be handled: ${(e as Error).message}; closing the connection`);
+      ch.close('message could not be handled');
+    }
   }
 
   #onState(ch: Channel, m: Extract<MeshMessage, { t: 'state' }>): void {
@@ -365,7 +371,14 @@ export class MeshNode {
     }
     let adopted = false;
     if (!this.#ring) {
-      this.#map = BlockMap.seed(o.universe, o.blockPrefix, ring.seeds);
+      let seeded: BlockMap;
+      try {
+        seeded = BlockMap.seed(o.universe, o.blockPrefix, ring.seeds);
+      } catch (e) {
+        this.#refuse(`ring from ${ch.remote.name}`, `its ring cannot be built from its seed list: ${(e as Error).message}`);
+        return false;
+      }
+      this.#map = seeded;
       this.#ring = ring;
       adopted = true;
       this.#log.info({ ring: ring.id, seeds: ring.seeds, from: ch.remote.name }, 'joined the existing IPAM ring');
@@ -539,7 +552,12 @@ export class MeshNode {
     if (this.#ring || this.#o.init.mode !== 'consensus' || !this.#announcement) return;
     const chosen = chosenValue(this.#records.values(), this.#quorum);
     if (chosen) {
-      this.#createRing(chosen, `consensus of ${chosen.length} peers`);
+      try {
+        this.#createRing(chosen, `consensus of ${chosen.length} peers`);
+      } catch (e) {
+        this.#throttle.error('seed', { err: (e as Error).message }, `the agreed seed list cannot make a ring: ${(e as Error).message}`);
+        return;
+      }
       this.#publish();
       return;
     }
@@ -609,9 +627,13 @@ export class MeshNode {
 
   #tick(): void {
     if (this.#stopped) return;
-    this.#connections.tick(this.#dialCandidates());
-    this.#healPartitions();
-    this.#afterChange();
+    try {
+      this.#connections.tick(this.#dialCandidates());
+      this.#healPartitions();
+      this.#afterChange();
+    } catch (e) {
+      this.#throttle.error('tick', { err: (e as Error).message }, `the mesh's periodic work failed: ${(e as Error).message}`);
+    }
   }
 
   #dialCandidates(): string[] {
