@@ -65,7 +65,14 @@ export class Connections {
   async start(): Promise<number> {
     this.#listener = await listenMesh(this.#o.listenHost, this.#o.listenPort, {
       ...this.#o.channel, self: this.#o.self,
-      onChannel: (ch) => this.#adopt(ch),
+      onChannel: (ch) => {
+        try {
+          this.#adopt(ch);
+        } catch (e) {
+          this.#o.log.error({ peer: ch.remoteAddress, err: (e as Error).message }, 'adopting an inbound mesh connection failed');
+          ch.close('internal error');
+        }
+      },
       onRefused: (address, why) => this.#throttle.warn(`refused ${address.split(':')[0]} ${why.message}`, { peer: address }, `mesh connection from ${address} refused: ${why.message}`),
     });
     return this.#listener.port;
@@ -121,6 +128,7 @@ export class Connections {
         if (e.reason === 'self') attempt.never = true;
         this.#fail(attempt, e.message);
       })
+      .catch((e: Error) => this.#o.log.error({ peer: address, err: e.message }, `adopting the mesh connection to ${address} failed`))
       .finally(() => this.#aborts.delete(abort));
   }
 
