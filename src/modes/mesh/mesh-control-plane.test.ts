@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { freePort, waitFor } from '../../mesh/testing.ts';
 import { silentLogger } from '../../log/logger.ts';
 import type { ControlPlaneEvents, NodeRanges, PeerSnapshot } from '../../agent/control-plane.ts';
 import { MeshControlPlane } from './mesh-control-plane.ts';
@@ -17,22 +17,6 @@ after(async () => {
   await Promise.all(planes.map((p) => p.stop()));
   rmSync(root, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface Recorder extends ControlPlaneEvents {
   phases: string[];
