@@ -207,6 +207,11 @@ test('a clean leave hands every block to a reachable heir, and the peer is no lo
   assert.equal(r.heir, 'l1');
   assert.equal(r.addresses, mine * 64);
   await waitFor('l1 owns everything and routes nobody', () => l1.ownBlocks().length === l1.map!.size && l1.dataPlanePeers().peers.length === 0);
+  // Later records (heartbeats every 400 ms here, and a request for blocks) still say it left.
+  l2.requestBlocks(2);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(!l1.status().peers.some((p) => p.name === 'l2'), 'l2 stays gone');
+  assert.equal(l2.wants, 0);
 });
 
 test('two live peers with one name: the collision is detected and reported, and that target is not retried', async () => {

@@ -60,6 +60,8 @@ export interface MeshTiming {
 const DEFAULT_TIMING: MeshTiming = { tickMs: 1000, heartbeatMs: 15_000, antiEntropyMs: 5000, deadAfterMs: 90_000, growWaitMs: 15_000 };
 const ACTIVE_VIEW = 6;
 const DEFAULT_MAX_PEERS = 4096;
+/** Times a block holding pods is re-asserted against another claimant before the node gives up and reports it. */
+const MAX_DEFENSES = 3;
 const MAX_REFUSED = 1000;
 /** Runs per block-state message: a fully fragmented /12 map (16,384 runs) is about 1.2 MB of JSON, over a frame. */
 const RUNS_PER_CHUNK = 4096;
@@ -96,7 +98,11 @@ export class MeshNode {
   readonly #log: Logger;
   readonly #throttle: LogThrottle;
   #id!: LocalIdentity;
-  #incarnation = 1;
+  /**
+   * Seconds since the epoch at start (or the saved one + 1 if higher): a node whose state.json
+   * was lost or set aside still outranks the record peers hold of its previous run.
+   */
+  #incarnation = Math.floor(Date.now() / 1000);
   #seq = 0;
   readonly #records = new Map<string, PeerRecord>();
   readonly #heardAt = new Map<string, number>();
@@ -109,6 +115,9 @@ export class MeshNode {
   #wants = 0;
   #announcement: Announcement | null = null;
   #lastPaxosChange = 0;
+  /** After a clean leave: every later record says so, and no blocks are asked for. */
+  #left = false;
+  readonly #defended = new Map<number, number>();
   #conflicts = 0;
   #collision: string | undefined;
   readonly #grantedFor = new Map<string, string>();
@@ -165,7 +174,7 @@ export class MeshNode {
   }
 
   #restore(s: PersistedMesh): void {
-    this.#incarnation = s.incarnation + 1;
+    this.#incarnation = Math.max(s.incarnation + 1, this.#incarnation);
     this.#paxos = s.paxos ?? this.#paxos;
     this.#announcement = s.announcement;
     if (s.ring) {
@@ -229,16 +238,15 @@ export class MeshNode {
       // state most of a megabyte.
       ring: this.#ring?.id ?? null, elector: this.#o.init.mode === 'consensus' && !this.#ring,
       paxos: this.#o.init.mode === 'consensus' && !this.#ring ? this.#paxos : null,
-      owned, free: this.#ownFree(), wants: this.#wants, left: false, heartbeat: this.#records.get(this.#id.name)?.heartbeat ?? 0,
+      owned, free: this.#ownFree(), wants: this.#wants, left: this.#left, heartbeat: this.#records.get(this.#id.name)?.heartbeat ?? 0,
     };
   }
 
   /** A new version of our record; flooded unless only the heartbeat moved. */
-  #publish(options: { lazy?: boolean; left?: boolean } = {}): void {
+  #publish(options: { lazy?: boolean } = {}): void {
     if (!this.#announcement) return;
     this.#seq++;
     const r = this.#ownRecord()!;
-    if (options.left) r.left = true;
     if (options.lazy) r.heartbeat++;
     this.#records.set(r.name, r);
     this.#recordsHash = undefined;
@@ -422,7 +430,17 @@ export class MeshNode {
   #defendActive(runs: readonly BlockRun[]): number[] {
     const map = this.#map!;
     const lost: number[] = [];
-    for (const b of this.#active) if (map.entry(b).owner !== this.#id.name) lost.push(b);
+    for (const b of this.#active) {
+      if (map.entry(b).owner === this.#id.name) continue;
+      // Two nodes that both hold pods in a block (an rmpeer while one was cut off) would re-assert
+      // it against each other for ever: defend each block a few times, then say so and stop.
+      const n = (this.#defended.get(b) ?? 0) + 1;
+      this.#defended.set(b, n);
+      if (n <= MAX_DEFENSES) lost.push(b);
+      else if (n === MAX_DEFENSES + 1) {
+        this.#log.error({ block: map.blockCidr(b), owner: map.entry(b).owner }, `address block ${map.blockCidr(b)} holds pods here and on ${map.entry(b).owner}: both claim it; no longer defended. Pods in it may share addresses: drain one of the two nodes and recreate its pods`);
+      }
+    }
     if (lost.length === 0) return [];
     lost.sort((a, b) => a - b);
     const assert: BlockRun[] = lost.map((b) => {
@@ -487,7 +505,8 @@ export class MeshNode {
       const bs = blocks.filter(([, origin]) => origin !== ch).map(([b]) => b);
       const runs = this.#map && this.#ring && bs.length > 0 ? this.#map.runsOf(bs) : undefined;
       if (rs.length === 0 && !runs) continue;
-      this.#send(ch, { t: 'state', ...(rs.length ? { records: rs } : {}), ...(runs ? { ring: this.#ring!, runs } : {}) });
+      if (rs.length > 0) this.#send(ch, { t: 'state', records: rs });
+      for (let i = 0; runs && i < runs.length; i += RUNS_PER_CHUNK) this.#send(ch, { t: 'state', ring: this.#ring!, runs: runs.slice(i, i + RUNS_PER_CHUNK) });
     }
   }
 
@@ -592,7 +611,14 @@ export class MeshNode {
       if (this.#grantedFor.get(r.name) === key || this.#donorFor(r.name) !== this.#id.name) continue;
       const blocks = pickDonation(map, this.#id.name, r.wants, this.#active);
       if (blocks.length === 0) continue;
-      const runs = map.grant(this.#id.name, blocks, r.name);
+      let runs: BlockRun[];
+      try {
+        runs = map.grant(this.#id.name, blocks, r.name);
+      } catch (e) {
+        this.#grantedFor.set(r.name, key);
+        this.#throttle.error(`grant ${r.name}`, { to: r.name, err: (e as Error).message }, `cannot grant blocks to ${r.name}(${r.nickname}): ${(e as Error).message}`);
+        continue;
+      }
       this.#grantedFor.set(r.name, key);
       this.#save();
       for (const run of runs) for (let b = run.start; b < run.start + run.count; b++) this.#queueBlock(b, null);
@@ -676,13 +702,19 @@ export class MeshNode {
     if (this.#map?.entry(block).owner !== this.#id.name) throw new WeftError('WEFT_IPAM_EXHAUSTED', `address block ${this.#map?.blockCidr(block) ?? block} is not this node's`);
     if (this.#active.has(block)) return;
     this.#active.add(block);
-    this.#save();
+    try {
+      this.#save();
+    } catch (e) {
+      // Not on disk = not active: after a restart it could be given away while pods use it.
+      this.#active.delete(block);
+      throw e;
+    }
     this.#publish();
   }
 
   /** Asks the mesh for `count` more blocks; they arrive by a donor's grant (see #grant). */
   requestBlocks(count: number): void {
-    if (this.#wants >= count) return;
+    if (this.#wants >= count || this.#left) return;
     this.#ownedAtRequest = this.ownBlocks().length;
     this.#wants = count;
     this.#publish();
@@ -739,7 +771,9 @@ export class MeshNode {
       this.#save();
       for (const run of runs) for (let b = run.start; b < run.start + run.count; b++) this.#queueBlock(b, null);
     }
-    this.#publish({ left: true });
+    this.#left = true;
+    this.#wants = 0;
+    this.#publish();
     this.#flush();
     return { addresses: heir ? mine.length * 2 ** (32 - this.#o.blockPrefix) : 0, heir: heir?.name ?? null };
   }
