@@ -705,7 +705,7 @@ function explain(results: readonly RunResult[]): string {
     const churn = (s.logs['info: mesh connection established'] ?? 0) / 2;
     if (churn > r.size / 2) parts.push(`${r.label}: the steady window was not quiet: ${churn} connections were opened in ${f0(s.seconds)} s (see the log counts below) and each peer sent ${num(median(s.bytesOutPerS) / 1024)} KB/s.`);
   }
-  const recordKinds = full.map((r) => ({ r, max: Math.max(...['state: records', 'state: records + blocks'].map((k) => r.steady!.byKind[k]?.max ?? 0)) }));
+  const recordKinds = full.map((r) => ({ r, max: r.steady!.byKind['state: records']?.max ?? 0 }));
   const big = recordKinds.filter((x) => x.max > 256 * 1024);
   if (big.length > 0) parts.push(`The largest record message: ${big.map((x) => `${num(x.max / 1024)} KB (${x.r.label})`).join(', ')}; a channel's frame is at most 1 MiB.`);
   return parts.join(' ');
