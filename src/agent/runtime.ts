@@ -292,6 +292,10 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
   function startTimers(s: Programmed): void {
     timers.push(setInterval(() => {
       if (readiness.failing('device')) attachDevice(s);
+      // A pass of the old backend still in flight during a live switch can bring its device back
+      // after the switch removed it; the next tick removes it again.
+      const removed = d.kernel.removeUnusedDevices(s.config.backend);
+      if (removed.length > 0) d.log.warn({ removed }, 'removed backend devices the current config does not use');
       void reconcile();
       if (readiness.failing('subnet.env')) writeSubnetFile(s);
       else if (!d.subnetFile.intact()) {
