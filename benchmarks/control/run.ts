@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { labDown, labUp, type LabState } from '../../src/lab/index.ts';
 import { fetchStatus, type AgentStatus } from '../../src/agent/status.ts';
 import {
-  cleanup, cleanupOnSignals, hrMs, inNs, machineFacts, median, mustRun, num, percentile, runCmd, sleep, track, trackLab, trackNamespace,
+  hrMs, inNs, machineFacts, median, mustRun, num, percentile, runBench, runCmd, sleep, track, trackLab, trackNamespace,
   untrackLab, untrackNamespace, withRange, writeSection,
 } from '../dataplane/common.ts';
 import { runInner, type ConvergeResult, type InnerSpec, type PopulateResult } from './inner.ts';
@@ -594,14 +594,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-cleanupOnSignals(TAG);
-let exitCode = 1;
-try {
-  exitCode = await main();
-} catch (e) {
-  process.stderr.write(`\n${TAG}: BROKEN RUN: ${(e as Error).stack ?? (e as Error).message}\n`);
-} finally {
-  await cleanup(TAG);
-  rmSync(tmp, { recursive: true, force: true });
-}
-process.exit(exitCode);
+await runBench(TAG, main, () => rmSync(tmp, { recursive: true, force: true }));

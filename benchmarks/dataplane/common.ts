@@ -167,3 +167,21 @@ export async function mustRun(argv: readonly string[], timeoutMs = 120_000, stdi
 
 /** argv run inside a namespace of /run/netns (network namespace only, as the lab's own helpers do). */
 export const inNs = (ns: string, argv: readonly string[]): string[] => ['nsenter', `--net=/run/netns/${ns}`, ...argv];
+
+/**
+ * The one way a benchmark's main runs: cleanup on signals, a broken run reported with its stack,
+ * cleanup (labs, namespaces, children, then `after`) whatever happens, and main's exit code.
+ */
+export async function runBench(tag: string, main: () => Promise<number>, after: () => void = () => undefined): Promise<never> {
+  cleanupOnSignals(tag);
+  let exitCode = 1;
+  try {
+    exitCode = await main();
+  } catch (e) {
+    process.stderr.write(`\n${tag}: BROKEN RUN: ${(e as Error).stack ?? (e as Error).message}\n`);
+  } finally {
+    await cleanup(tag);
+    after();
+  }
+  process.exit(exitCode);
+}

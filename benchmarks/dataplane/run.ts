@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { labDown } from '../../src/lab/index.ts';
-import { cleanup, cleanupOnSignals, machineFacts, median, mustRun, num, untrackLab, withRange, writeSection } from './common.ts';
+import { machineFacts, median, mustRun, num, runBench, untrackLab, withRange, writeSection } from './common.ts';
 import { buildLab, LABELS, VARIANTS, type BuiltLab, type Pair, type PairKind, type VariantName } from './labs.ts';
 import { bridgeNetfilter, counters, iperf, offloads, ping, TWEAKS, withTweak, type Rtt, type Throughput, type Tweak } from './measure.ts';
 
@@ -355,13 +355,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-cleanupOnSignals(TAG);
-let exitCode = 1;
-try {
-  exitCode = await main();
-} catch (e) {
-  process.stderr.write(`\n${TAG}: BROKEN RUN: ${(e as Error).stack ?? (e as Error).message}\n`);
-} finally {
-  await cleanup(TAG);
-}
-process.exit(exitCode);
+await runBench(TAG, main);

@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { derivePsk } from '../../src/mesh/wire/index.ts';
 import { INITIAL_WANT, type IpallocInit, type MeshTiming } from '../../src/mesh/node.ts';
-import { cleanup, cleanupOnSignals, machineFacts, num, runCmd, sleep, track, withRange, writeSection } from '../dataplane/common.ts';
+import { machineFacts, num, runBench, runCmd, sleep, track, withRange, writeSection } from '../dataplane/common.ts';
 import { median, positive } from '../stats.ts';
 import type { LogCounts, PeerSpec, PeerView, ToCoordinator, ToWorker, VerifiedPeer, WorkerStats } from './protocol.ts';
 
@@ -772,14 +772,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-cleanupOnSignals(TAG);
-let exitCode = 1;
-try {
-  exitCode = await main();
-} catch (e) {
-  process.stderr.write(`\n${TAG}: BROKEN RUN: ${(e as Error).stack ?? (e as Error).message}\n`);
-} finally {
-  await cleanup(TAG);
-  rmSync(scratch, { recursive: true, force: true });
-}
-process.exit(exitCode);
+await runBench(TAG, main, () => rmSync(scratch, { recursive: true, force: true }));
