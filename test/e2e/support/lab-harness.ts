@@ -63,13 +63,8 @@ export interface TestLab {
   podIp(pod: string): string;
 }
 
-/**
- * `weft lab up --store etcd` with the given options under a fresh name; `lab down` is
- * registered on `t` before anything is created, so it runs whatever happens.
- */
-export async function startTestLab(t: TestContext, options: Omit<LabUpOptions, 'name' | 'store'> & { prefix?: string } = {}): Promise<TestLab> {
-  const { prefix, ...rest } = options;
-  const name = uniqueLabName(prefix);
+/** Registers `lab down` of this lab on `t`, to run whatever happens; a failed down fails the test. */
+export function downAfter(t: TestContext, name: string): void {
   t.after(async () => {
     try {
       await labDown(name);
@@ -78,6 +73,16 @@ export async function startTestLab(t: TestContext, options: Omit<LabUpOptions, '
       throw e;
     }
   });
+}
+
+/**
+ * `weft lab up --store etcd` with the given options under a fresh name; `lab down` is
+ * registered on `t` before anything is created, so it runs whatever happens.
+ */
+export async function startTestLab(t: TestContext, options: Omit<LabUpOptions, 'name' | 'store'> & { prefix?: string } = {}): Promise<TestLab> {
+  const { prefix, ...rest } = options;
+  const name = uniqueLabName(prefix);
+  downAfter(t, name);
   const state = await labUp({ daemonReadyTimeoutMs: 60_000, peersTimeoutMs: 60_000, ...rest, name, store: 'etcd' });
   const etcd = state.topology.etcd;
   if (!etcd) throw new Error('the lab has no etcd member');

@@ -11,7 +11,7 @@ import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentStatus } from '../../../src/agent/status.ts';
 import {
-  labAddPods, labCheck, labDown, labUp, meshView, type CheckReport, type LabState, type LabUpOptions, type MeshView, type PodAddResult,
+  labAddPods, labCheck, labUp, meshView, type CheckReport, type LabState, type LabUpOptions, type MeshView, type PodAddResult,
 } from '../../../src/lab/index.ts';
 import { agentStatus } from '../../../src/lab/agent.ts';
 import { execInNetns } from '../../../src/lab/netns.ts';
@@ -19,7 +19,7 @@ import { labDir, nodeFiles, WEFT_BIN, WEFT_CNI_PLUGIN, type NodeFiles } from '..
 import { readState } from '../../../src/lab/state.ts';
 import type { NodePlan } from '../../../src/lab/topology.ts';
 import { cidrContains, cidrContainsCidr, parseCidr, parseIp } from '../../../src/net/cidr.ts';
-import { uniqueLabName, waitFor } from './lab-harness.ts';
+import { downAfter, uniqueLabName, waitFor } from './lab-harness.ts';
 
 export { waitFor, uniqueLabName };
 
@@ -49,14 +49,7 @@ export type MeshLabOptions = Omit<LabUpOptions, 'name' | 'store'> & { prefix?: s
 export async function startMeshLab(t: TestContext, options: MeshLabOptions = {}): Promise<MeshLab> {
   const { prefix, ...rest } = options;
   const name = uniqueLabName(prefix ?? 'm');
-  t.after(async () => {
-    try {
-      await labDown(name);
-    } catch (e) {
-      t.diagnostic(`lab down ${name} failed: ${(e as Error).message}`);
-      throw e;
-    }
-  });
+  downAfter(t, name);
   const dir = labDir(name);
   let up: LabState;
   try {
