@@ -63,3 +63,13 @@ test('lock file, log level and log format: flags, WEFT_* environment, defaults, 
   assert.throws(() => resolveAgentOptions({ logFormat: 'yaml' }, {}), /--log-format="yaml": expected one of json, text/);
   assert.throws(() => resolveAgentOptions({ lockFile: '' }, {}), /--lock-file="": needs a path/);
 });
+
+test('kube options: flanneld names, the downward-API environment (NODE_NAME, POD_NAMESPACE), defaults, refusals', () => {
+  const d = resolveAgentOptions({}, {});
+  assert.deepEqual([d.kubeNamespace, d.kubeConfigMap, d.kubeAnnotationPrefix, d.kubePeers, d.nodeName], ['weft', 'weft-cfg', 'flannel.alpha.coreos.com', false, undefined]);
+  const o = resolveAgentOptions({ store: 'kube', kubeconfigFile: '/etc/kube.conf', kubeApiUrl: 'https://10.0.0.1:6443/' }, { NODE_NAME: 'ip-10-0-1-5.ec2.internal', POD_NAMESPACE: 'kube-system', WEFT_KUBE_PEERS: 'true' });
+  assert.deepEqual([o.store, o.kubeconfigFile, o.kubeApiUrl, o.nodeName, o.kubeNamespace, o.kubePeers], ['kube', '/etc/kube.conf', 'https://10.0.0.1:6443', 'ip-10-0-1-5.ec2.internal', 'kube-system', true]);
+  assert.throws(() => resolveAgentOptions({ nodeName: 'Node_1' }, {}), /--node-name="Node_1": expected a Kubernetes object name/);
+  assert.throws(() => resolveAgentOptions({ kubeApiUrl: '10.0.0.1:6443' }, {}), /--kube-api-url="10.0.0.1:6443": expected https/);
+  assert.throws(() => resolveAgentOptions({ store: 'consul' }, {}), /expected one of etcd, mesh, kube/);
+});

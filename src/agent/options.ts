@@ -74,9 +74,23 @@ export interface AgentOptions {
   meshDeadAfterSeconds: number;
   /** mesh: the data plane: auto (direct routes on a shared segment, VXLAN elsewhere), vxlan or host-gw. */
   meshBackend: 'auto' | 'vxlan' | 'host-gw';
+  /** kube: a kubeconfig file (flanneld's --kubeconfig-file); unset: in-cluster config, else $KUBECONFIG or ~/.kube/config. */
+  kubeconfigFile: string | undefined;
+  /** kube: the API server URL, overriding the kubeconfig's (flanneld's --kube-api-url). */
+  kubeApiUrl: string | undefined;
+  /** kube: this node's Node name (env NODE_NAME, as kube-flannel sets it; default: the hostname). */
+  nodeName: string | undefined;
+  /** kube: the namespace of weft's ConfigMap and claims (env POD_NAMESPACE, from the downward API). */
+  kubeNamespace: string;
+  /** kube: the ConfigMap holding net-conf.json. */
+  kubeConfigMap: string;
+  /** kube: the prefix of the Node annotations peers publish (flanneld's --kube-annotation-prefix). */
+  kubeAnnotationPrefix: string;
+  /** mesh: discover peers from the Kubernetes Node list and reclaim deleted Nodes' address blocks. */
+  kubePeers: boolean;
 }
 
-export type StoreMode = 'etcd' | 'mesh';
+export type StoreMode = 'etcd' | 'mesh' | 'kube';
 
 export const DEFAULT_AGENT_OPTIONS: Readonly<AgentOptions> = Object.freeze({
   etcdEndpoints: ['http://127.0.0.1:4001', 'http://127.0.0.1:2379'],
@@ -119,6 +133,13 @@ export const DEFAULT_AGENT_OPTIONS: Readonly<AgentOptions> = Object.freeze({
   meshDir: '/var/lib/weft/mesh',
   meshBackend: 'auto',
   meshDeadAfterSeconds: 90,
+  kubeconfigFile: undefined,
+  kubeApiUrl: undefined,
+  nodeName: undefined,
+  kubeNamespace: 'weft',
+  kubeConfigMap: 'weft-cfg',
+  kubeAnnotationPrefix: 'flannel.alpha.coreos.com',
+  kubePeers: false,
 });
 
 /** flanneld's flag name for each option (weft-only options have weft names). */
@@ -163,6 +184,13 @@ export const FLAG_NAMES: Record<keyof AgentOptions, string> = {
   meshDir: 'mesh-dir',
   meshBackend: 'mesh-backend',
   meshDeadAfterSeconds: 'mesh-dead-after',
+  kubeconfigFile: 'kubeconfig-file',
+  kubeApiUrl: 'kube-api-url',
+  nodeName: 'node-name',
+  kubeNamespace: 'kube-namespace',
+  kubeConfigMap: 'kube-config-map',
+  kubeAnnotationPrefix: 'kube-annotation-prefix',
+  kubePeers: 'kube-peers',
 };
 
 /** Weave Net's environment names, where the concept is the same (its add-on set these). */
@@ -172,6 +200,12 @@ export const WEAVE_ENV: Partial<Record<keyof AgentOptions, string>> = {
   ipallocInit: 'IPALLOC_INIT',
   connLimit: 'CONN_LIMIT',
   mtu: 'WEAVE_MTU',
+};
+
+/** The environment a Kubernetes manifest sets from the downward API (kube-flannel's names). */
+export const KUBE_ENV: Partial<Record<keyof AgentOptions, string>> = {
+  nodeName: 'NODE_NAME',
+  kubeNamespace: 'POD_NAMESPACE',
 };
 
 export function envNames(flag: string): string[] {
@@ -226,8 +260,8 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
     const flag = FLAG_NAMES[key];
     let raw = flags[key];
     if (raw === undefined) {
-      const weave = WEAVE_ENV[key];
-      const fromEnv = envValue(flag, env) ?? (weave && env[weave] ? env[weave] : undefined);
+      const alias = WEAVE_ENV[key] ?? KUBE_ENV[key];
+      const fromEnv = envValue(flag, env) ?? (alias && env[alias] ? env[alias] : undefined);
       if (fromEnv !== undefined) raw = fromEnv;
     }
     if (raw === undefined) continue;
@@ -260,6 +294,7 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
         break;
       case 'ipMasq':
       case 'iptablesForwardRules':
+      case 'kubePeers':
         out[key] = typeof raw === 'boolean' ? raw : parseBool(flag, text);
         break;
       case 'healthzPort':
@@ -267,7 +302,7 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
         out[key] = parsePort(flag, text);
         break;
       case 'store':
-        out.store = oneOf(flag, text, ['etcd', 'mesh'] as const);
+        out.store = oneOf(flag, text, ['etcd', 'mesh', 'kube'] as const);
         break;
       case 'meshBackend':
         out.meshBackend = oneOf(flag, text, ['auto', 'vxlan', 'host-gw'] as const);
@@ -297,6 +332,17 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
         out.meshDeadAfterSeconds = seconds;
         break;
       }
+      case 'kubeApiUrl':
+        if (!/^https?:\/\/[^/\s]+\/?$/.test(text)) throw bad(flag, text, 'expected https://host:port');
+        out.kubeApiUrl = text.replace(/\/$/, '');
+        break;
+      case 'nodeName':
+      case 'kubeNamespace':
+      case 'kubeConfigMap':
+        // Kubernetes object names: DNS-1123 subdomains (Node names may hold dots).
+        if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(text)) throw bad(flag, text, 'expected a Kubernetes object name (lower-case letters, digits, "-" and ".")');
+        out[key] = text;
+        break;
       case 'leaseTtlSeconds':
       case 'iptablesResyncSeconds':
       case 'reconcileSeconds': {

@@ -56,7 +56,7 @@ const help: Record<keyof AgentOptions, string> = {
   lockFile: 'the node lock: one agent per node (`weft uninstall` takes it too)',
   logLevel: 'least severe log level written: trace, debug, info, warn or error',
   logFormat: 'json (one JSON object per line) or text (one readable line per event)',
-  store: 'where pod ranges come from: etcd (flannel-compatible leases) or mesh (no store: peers over TCP 6783, Weave-style)',
+  store: 'where pod ranges come from: etcd (flannel-compatible leases), kube (the Kubernetes API: no etcd to run) or mesh (no store: peers over TCP 6783, Weave-style)',
   peers: 'mesh: initial peers, host or host:port, comma- or space-separated (env KUBE_PEERS)',
   meshPort: 'mesh: control-plane TCP port',
   meshListen: 'mesh: address the control plane listens on',
@@ -71,6 +71,13 @@ const help: Record<keyof AgentOptions, string> = {
   meshDir: 'mesh: identity and IPAM state directory',
   meshDeadAfterSeconds: "mesh: a peer not connected and not heard from for this long is unreachable (rmpeer is refused before), e.g. 90s",
   meshBackend: 'mesh: data plane: auto (direct routes on a shared L2 segment, VXLAN on UDP 6784 elsewhere), vxlan or host-gw',
+  kubeconfigFile: 'kube: kubeconfig file (default: the in-cluster service account, else $KUBECONFIG or ~/.kube/config)',
+  kubeApiUrl: 'kube: API server URL, overriding the kubeconfig\'s',
+  nodeName: 'kube: this node\'s Node name (env NODE_NAME; default: the hostname)',
+  kubeNamespace: 'kube: namespace of weft\'s ConfigMap and subnet claims (env POD_NAMESPACE)',
+  kubeConfigMap: 'kube: the ConfigMap holding net-conf.json',
+  kubeAnnotationPrefix: 'kube: prefix of the Node annotations with each node\'s backend data',
+  kubePeers: 'mesh: discover peers from the Kubernetes Node list (InternalIP) and reclaim deleted Nodes\' address blocks',
 };
 
 export function registerAgent(program: Command, version: string): void {

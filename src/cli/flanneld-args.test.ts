@@ -17,11 +17,16 @@ test('short flags, unknown flags and what follows "--" or a positional argument 
   assert.deepEqual(normalizeAgentArgs(['--', '-iface=eth0']), ['--', '-iface=eth0']);
 });
 
+test("flanneld's --kube-subnet-mgr is weft's kube store; its kube flags keep their names", () => {
+  assert.deepEqual(normalizeAgentArgs(['--ip-masq', '--kube-subnet-mgr', '-kubeconfig-file', '/k', '--healthz-port=8081']),
+    ['--ip-masq', '--store=kube', '--kubeconfig-file', '/k', '--healthz-port=8081']);
+  assert.deepEqual(normalizeAgentArgs(['-kube-subnet-mgr=false', '-kube-api-url=https://10.0.0.1:6443']), ['--kube-api-url=https://10.0.0.1:6443']);
+});
+
 test("flanneld's flags that weft lacks are refused by name, with what to do instead", () => {
   const cases: [string[], RegExp][] = [
-    [['-kube-subnet-mgr'], /^-kube-subnet-mgr is not supported by weft: .*--etcd-endpoints/],
-    [['--ip-masq', '--kube-subnet-mgr', '--healthz-port=8081'], /^--kube-subnet-mgr is not supported/],
-    [['-kubeconfig-file=/etc/kube.conf'], /^-kubeconfig-file is not supported by weft/],
+    [['-net-config-path=/etc/kube-flannel/net-conf.json'], /^-net-config-path is not supported by weft: .*--kube-config-map/],
+    [['--ip-masq', '--set-node-network-unavailable=false', '--healthz-port=8081'], /^--set-node-network-unavailable is not supported/],
     [['-net-config-path', '/etc/kube-flannel/net-conf.json'], /-net-config-path .*etcd/],
     [['-v=2'], /^-v is not supported by weft: .*--log-level/],
     [['-iface-can-reach=10.0.0.1'], /--iface/],

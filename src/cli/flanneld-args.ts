@@ -19,16 +19,11 @@ export class UsageError extends Error {
 }
 
 const ETCD_MODE = 'weft runs flanneld\'s etcd mode: give --etcd-endpoints, and write the network config to etcd at <etcd-prefix>/config';
-const KUBE_MODE = `the Kubernetes subnet manager is not implemented in weft yet; ${ETCD_MODE}`;
 
 /** flanneld's flags (current and removed) that weft does not implement, with what to do instead. */
 export const UNSUPPORTED_FLANNELD_FLAGS: Readonly<Record<string, string>> = {
-  'kube-subnet-mgr': KUBE_MODE,
-  'kube-api-url': KUBE_MODE,
-  'kubeconfig-file': KUBE_MODE,
-  'kube-annotation-prefix': KUBE_MODE,
-  'net-config-path': `the network config comes from etcd, not a file: ${ETCD_MODE}`,
-  'set-node-network-unavailable': 'it sets a Kubernetes node condition, which etcd mode has no node for; drop it',
+  'net-config-path': `the network config comes from etcd (etcd mode) or the ConfigMap named by --kube-config-map (--store kube), not a file: ${ETCD_MODE}`,
+  'set-node-network-unavailable': 'weft does not set the NetworkUnavailable node condition; drop it',
   'iface-can-reach': 'choose the interface with --iface (a name or an address) or --iface-regex',
   'public-ipv6': 'weft supports IPv4 networks only so far; drop it',
   'ip-masq-fully-random-disable': 'weft masquerades with --random-fully whenever iptables/nftables support it; drop it',
@@ -47,7 +42,7 @@ export const UNSUPPORTED_FLANNELD_FLAGS: Readonly<Record<string, string>> = {
 };
 
 /** Flags without a value of their own (Go's bool flags: `-ip-masq`, `-ip-masq=false`, never `-ip-masq false`). */
-const BOOLEAN_FLAGS = new Set(['ip-masq', 'iptables-forward-rules', 'version', 'help']);
+const BOOLEAN_FLAGS = new Set(['ip-masq', 'iptables-forward-rules', 'kube-peers', 'kube-subnet-mgr', 'version', 'help']);
 const KNOWN_FLAGS = new Set([...Object.values(FLAG_NAMES), 'version', 'help']);
 
 /**
@@ -66,6 +61,11 @@ export function normalizeAgentArgs(args: readonly string[]): string[] {
     const name = m?.[1];
     if (name === undefined || (name.length === 1 && !arg.startsWith('--') && !(name in UNSUPPORTED_FLANNELD_FLAGS))) {
       out.push(arg); // a short flag (-h, -V): commander's own
+      continue;
+    }
+    if (name === 'kube-subnet-mgr') {
+      // flanneld's switch to its Kubernetes subnet manager is weft's kube store.
+      if (!/^=(false|0)$/i.test(m?.[2] ?? '')) out.push('--store=kube');
       continue;
     }
     const reason = UNSUPPORTED_FLANNELD_FLAGS[name];

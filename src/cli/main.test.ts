@@ -30,11 +30,11 @@ test("weft agent reads flanneld's one-dash long flags as flanneld does", () => {
 });
 
 test("flanneld's flags that weft lacks: one line naming the flag and what to use, exit 2", () => {
-  const r = weft('agent', '--ip-masq', '--kube-subnet-mgr', '--healthz-port=8081');
+  const r = weft('agent', '--ip-masq', '--net-config-path=/etc/kube-flannel/net-conf.json', '--healthz-port=8081');
   assert.equal(r.code, 2);
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 2, r.stderr);
-  assert.match(lines[0] ?? '', /^weft agent: --kube-subnet-mgr is not supported by weft: .*--etcd-endpoints/);
+  assert.match(lines[0] ?? '', /^weft agent: --net-config-path is not supported by weft: .*--kube-config-map/);
   assert.equal(lines[1], 'see `weft agent --help`');
 });
 

@@ -1,5 +1,6 @@
 // The control planes a node can run, by name: the one place that knows them all. The CLI
 // picks one from the options and hands it to the runtime; adding a mode adds a line here.
+import { WeftError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { ControlPlane } from '../agent/control-plane.ts';
 import type { AgentOptions } from '../agent/options.ts';
@@ -51,7 +52,11 @@ function meshMode(opts: AgentOptions, log: Logger, version: string): ControlPlan
   });
 }
 
-export const MODES = { etcd: etcdMode, mesh: meshMode } as const;
+function kubeMode(): ControlPlane {
+  throw new WeftError('WEFT_INVALID_CONFIG', '--store kube is being built in this change');
+}
+
+export const MODES = { etcd: etcdMode, mesh: meshMode, kube: kubeMode } as const;
 
 export type ModeName = keyof typeof MODES;
 
