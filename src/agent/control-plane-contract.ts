@@ -10,8 +10,11 @@ import type { Announcement, ClusterConfig, ControlPlane, ControlPlaneEvents, Nod
 export interface ContractCluster {
   /** The cluster Network the harness configured, canonical. */
   readonly network: string;
-  /** A control plane for this node (a new instance each call: "a restart"). */
-  controlPlane(): ControlPlane;
+  /**
+   * A control plane for this node (a new instance each call: "a restart"), or, given another
+   * node's public IP, for that other node (modes that know nodes by name need to be told).
+   */
+  controlPlane(otherNode?: { publicIp: string }): ControlPlane;
   /** Announces another node with a range of its own; returns that range. */
   addPeer(publicIp: string): Promise<string>;
   /** Writes an announcement that must be refused: a range outside the Network. */
@@ -165,7 +168,7 @@ export function controlPlaneContract(name: string, makeCluster: () => Promise<Co
       await cp.start();
       await cp.announce({ ...me, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: '02:00:00:00:00:0a' } });
       // Seen from another node: our announcement carries the new backend.
-      const other = cluster.controlPlane();
+      const other = cluster.controlPlane({ publicIp: '192.0.2.13' });
       const seen = new Recorder();
       t.after(() => other.stop());
       await other.open(seen);

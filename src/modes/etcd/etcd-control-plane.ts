@@ -10,6 +10,7 @@ import type {
 import { findOwnLeases } from '../../lease/acquire.ts';
 import { LeaseManager, type HeldLease } from '../../lease/manager.ts';
 import { configNotFoundMessage, parseNetworkConfig, type NetworkConfig } from '../../lease/network-config.ts';
+import { clusterConfigOf } from '../cluster-config.ts';
 import type { OpenedLeaseStore } from '../../lease/open-store.ts';
 import type { PeerChange, PeerLease, PeerWatch } from '../../lease/peers.ts';
 import type { LeaseListing, LeaseStore } from '../../lease/store.ts';
@@ -30,23 +31,6 @@ export interface EtcdControlPlaneOptions {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** What cannot change on a running node: the address plan. */
-function restartKey(c: NetworkConfig): string {
-  const range = (r: NetworkConfig['ipv4']) => r && [formatCidr(r.network), r.subnetLen, formatCidr(r.subnetMin), formatCidr(r.subnetMax)];
-  return JSON.stringify({ ipv4: range(c.ipv4), ipv6: range(c.ipv6) });
-}
-
-export function clusterConfigOf(c: NetworkConfig): ClusterConfig {
-  if (!c.ipv4) {
-    throw new WeftError('WEFT_INVALID_CONFIG', 'network config: weft needs an IPv4 "Network" (IPv6-only clusters are not supported yet)');
-  }
-  return {
-    // The Backend section stays raw (Type included): the runtime's backend registry parses it.
-    network: formatCidr(c.ipv4.network), backend: c.backend.raw, nftables: c.enableNFTables,
-    restartKey: restartKey(c), warnings: c.warnings,
-  };
-}
 
 function toPeer(p: PeerLease): PeerSnapshot['peers'][number] | undefined {
   if (!p.subnets.ipv4) return undefined;
