@@ -1,7 +1,7 @@
 // etcd mode behind the runtime's control-plane seam: flannel's leases in etcd (v2 or v3), kept
 // by the LeaseManager, the peers from the other leases, and the network config at
 // <prefix>/config, polled so that a running node hears about a change.
-import { WeftError, isWeftError } from '../../errors.ts';
+import { WeftError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
 import { formatCidr, parseCidr } from '../../net/cidr.ts';
 import type {
@@ -11,6 +11,7 @@ import { findOwnLeases } from '../../lease/acquire.ts';
 import { LeaseManager, type HeldLease } from '../../lease/manager.ts';
 import { configNotFoundMessage, parseNetworkConfig, type NetworkConfig } from '../../lease/network-config.ts';
 import { clusterConfigOf } from '../cluster-config.ts';
+import { untilReady } from '../until-ready.ts';
 import type { OpenedLeaseStore } from '../../lease/open-store.ts';
 import type { PeerChange, PeerLease, PeerWatch } from '../../lease/peers.ts';
 import type { LeaseListing, LeaseStore } from '../../lease/store.ts';
@@ -30,7 +31,6 @@ export interface EtcdControlPlaneOptions {
   log: Logger;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function toPeer(p: PeerLease): PeerSnapshot['peers'][number] | undefined {
   if (!p.subnets.ipv4) return undefined;
@@ -86,23 +86,12 @@ export class EtcdControlPlane implements ControlPlane {
   }
 
   /** Retries attempt while the store is not ready, reporting each new reason once. */
-  async #untilReady<T>(phaseNow: () => 'waiting-for-store' | 'waiting-for-config', attempt: () => Promise<T>): Promise<T> {
-    const delayMs = this.#o.retryDelayMs ?? 1000;
-    let last = '';
-    for (;;) {
-      try {
-        return await attempt();
-      } catch (e) {
-        if (!isWeftError(e, 'WEFT_NOT_READY') || this.#stopped) throw e;
-        const phase = phaseNow();
-        // gRPC and some servers put a timestamp into messages: compare without it.
-        const reason = e.message.replace(/\(?\d{4}-\d\d-\d\dT[\d:.]+Z\)?/g, '').trim();
-        if (reason !== last) this.#o.log.warn({ err: e.message }, `${phase}: not ready yet; retrying every ${delayMs / 1000}s`);
-        last = reason;
-        this.#events?.onPhase(phase, e.message);
-        await sleep(delayMs);
-      }
-    }
+  #untilReady<T>(phase: () => 'waiting-for-store' | 'waiting-for-config', attempt: () => Promise<T>): Promise<T> {
+    const events = this.#events;
+    return untilReady({
+      delayMs: this.#o.retryDelayMs ?? 1000, log: this.#o.log, stopped: () => this.#stopped, phase,
+      onPhase: (p, reason) => events?.onPhase(p, reason),
+    }, attempt);
   }
 
   async previousBackendData(publicIp: string): Promise<unknown> {
