@@ -31,7 +31,6 @@ export interface EtcdControlPlaneOptions {
   log: Logger;
 }
 
-
 function toPeer(p: PeerLease): PeerSnapshot['peers'][number] | undefined {
   if (!p.subnets.ipv4) return undefined;
   return { id: p.key, subnets: [formatCidr(p.subnets.ipv4)], publicIp: p.attrs.publicIp, backendType: p.attrs.backendType ?? '', backendData: p.attrs.backendData };
