@@ -88,6 +88,8 @@ export interface AgentOptions {
   kubeAnnotationPrefix: string;
   /** mesh: discover peers from the Kubernetes Node list and reclaim deleted Nodes' address blocks. */
   kubePeers: boolean;
+  /** weft: the container runtime's CNI config dir, checked for configs in weft's way (src/agent/leftovers.ts); "" = not checked. */
+  cniConfDir: string;
 }
 
 export type StoreMode = 'etcd' | 'mesh' | 'kube';
@@ -140,6 +142,7 @@ export const DEFAULT_AGENT_OPTIONS: Readonly<AgentOptions> = Object.freeze({
   kubeConfigMap: 'weft-cfg',
   kubeAnnotationPrefix: 'flannel.alpha.coreos.com',
   kubePeers: false,
+  cniConfDir: '/etc/cni/net.d',
 });
 
 /** flanneld's flag name for each option (weft-only options have weft names). */
@@ -191,6 +194,7 @@ export const FLAG_NAMES: Record<keyof AgentOptions, string> = {
   kubeConfigMap: 'kube-config-map',
   kubeAnnotationPrefix: 'kube-annotation-prefix',
   kubePeers: 'kube-peers',
+  cniConfDir: 'cni-conf-dir',
 };
 
 /** Weave Net's environment names, where the concept is the same (its add-on set these). */

@@ -1,6 +1,17 @@
 // `weft status` for humans: the node and why it is (not) ready, its lease and backend, one line
-// per peer, the refused peers, then the problems (one line each, with how often they were seen).
-import type { AgentStatus } from './status.ts';
+// per peer, the refused peers, the problems (one line each, with how often they were seen), then
+// what is in weft's way on this node (another CNI's leftovers, with the commands that remove them).
+import type { AgentStatus, NodeWarning } from './status.ts';
+
+/** The warnings section (every mode's status ends with it); "" when there are none. */
+export function renderWarnings(warnings: readonly NodeWarning[] | undefined): string {
+  // The agent's answer: an older agent has none, and nothing in it is trusted to have the shape.
+  const shown = Array.isArray(warnings) ? warnings.filter((w) => typeof w?.message === 'string' && Array.isArray(w.fix)) : [];
+  if (shown.length === 0) return '';
+  const lines = ['', "warnings (in weft's way on this node now):"];
+  for (const w of shown) lines.push(`  ${w.message}`, '    to remove it, run:', ...w.fix.map((c: unknown) => `      ${String(c)}`));
+  return `${lines.join('\n')}\n`;
+}
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -34,5 +45,5 @@ export function renderStatus(s: AgentStatus): string {
   if (s.errors.length > 0) {
     lines.push('', 'problems (most recent first):', ...s.errors.map((e) => `  ${e.lastSeen}  ${e.message}${e.count > 1 ? ` (seen ${e.count} times since ${e.firstSeen})` : ''}`));
   }
-  return `${lines.join('\n')}\n`;
+  return `${lines.join('\n')}\n${renderWarnings(s.warnings)}`;
 }

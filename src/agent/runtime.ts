@@ -61,6 +61,8 @@ export interface RuntimeDeps {
 export interface NodeRuntime {
   status(): AgentStatus;
   readiness(): ReadinessView;
+  /** A condition found outside the runtime (a CNI config in weft's way): a reason fails it, undefined clears it. */
+  setCondition(condition: string, reason: string | undefined): void;
   /** Runs start-up to the end (ready or a fatal error); status is served meanwhile. */
   run(): Promise<void>;
   stop(): Promise<void>;
@@ -379,6 +381,7 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
   return {
     status,
     readiness: () => readiness.view(),
+    setCondition: (condition, reason) => void readiness.set(condition, reason),
     run,
     async stop() {
       stopped = true;

@@ -12,6 +12,7 @@ import { startAgentCniServer } from './cni.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { nodeFirewall } from './firewall.ts';
 import { rtnetlinkKernel } from './kernel.ts';
+import { CNI_CONFIG_CONDITION, findLeftovers, watchLeftovers } from './leftovers.ts';
 import { AgentMetrics } from './metrics.ts';
 import { acquireNodeLock } from './node-lock.ts';
 import type { AgentOptions } from './options.ts';
@@ -27,6 +28,9 @@ export interface RunningAgent {
   /** Resolves when the agent ends on its own (a fatal error); the value says why. */
   readonly done: Promise<Error>;
 }
+
+/** Another CNI's leftovers are looked for this often (a few processes and a directory read each time). */
+const LEFTOVER_CHECK_MS = 60_000;
 
 export interface StartAgentExtras {
   version?: string;
@@ -67,15 +71,22 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
     reconcileMs: opts.reconcileSeconds * 1000,
     firewallResyncMs: opts.iptablesResyncSeconds * 1000,
   });
+  // What another CNI left in weft's way: warnings in the status; a config that wins over weft's also a readiness reason.
+  const leftovers = watchLeftovers({
+    check: () => findLeftovers({ cniConfDir: opts.cniConfDir }), log, everyMs: LEFTOVER_CHECK_MS,
+    onBlocking: (reason) => runtime.setCondition(CNI_CONFIG_CONDITION, reason),
+  });
+  const status = (): AgentStatus => ({ ...runtime.status(), warnings: leftovers.warnings() });
   const servers: Server[] = [];
   const stopAll = async (): Promise<void> => {
+    leftovers.stop();
     await runtime.stop().catch((e: Error) => log.warn({ err: e.message }, 'stopping the runtime'));
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     metrics.close();
     lock.release();
   };
   try {
-    servers.push(await startStatusServer(opts.statusSocket, runtime.status, controlPlane.command ? (name, body) => controlPlane.command!(name, body) : undefined));
+    servers.push(await startStatusServer(opts.statusSocket, status, controlPlane.command ? (name, body) => controlPlane.command!(name, body) : undefined));
     if (opts.healthzPort > 0) servers.push(await startHealthz(opts.healthzIp, opts.healthzPort, { readiness: runtime.readiness, metrics }));
   } catch (e) {
     await stopAll();
@@ -90,7 +101,7 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
     end(e);
   });
   return {
-    status: runtime.status,
+    status,
     runtime,
     done,
     async stop() {

@@ -32,6 +32,15 @@ export interface PeerStatus {
   error?: string;
 }
 
+/** Something on this node that is not weft's and is in its way (another CNI's leftover), with the commands that remove it. */
+export interface NodeWarning {
+  key: string;
+  /** blocks-pods: pods here do not get weft's network (also a readiness reason); leftover: in the way, not yet harmful. */
+  severity: 'blocks-pods' | 'leftover';
+  message: string;
+  fix: string[];
+}
+
 export interface AgentStatus {
   node: string;
   mode: string;
@@ -54,6 +63,8 @@ export interface AgentStatus {
   lastSync: string | null;
   /** One entry per distinct problem, most recently seen first. */
   errors: Problem[];
+  /** What is in the way on this node now (src/agent/leftovers.ts); absent when nothing checks. */
+  warnings?: NodeWarning[];
 }
 
 /**

@@ -78,6 +78,7 @@ const help: Record<keyof AgentOptions, string> = {
   kubeConfigMap: 'kube: the ConfigMap holding net-conf.json',
   kubeAnnotationPrefix: 'kube: prefix of the Node annotations with each node\'s backend data',
   kubePeers: 'mesh: discover peers from the Kubernetes Node list (InternalIP) and reclaim deleted Nodes\' address blocks',
+  cniConfDir: 'the container runtime\'s CNI config dir, checked for configs that sort before weft\'s (the AWS VPC CNI\'s 10-aws.conflist) ("" = not checked)',
 };
 
 export function registerAgent(program: Command, version: string): void {

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerCni } from './cni.ts';
+import { registerDoctor } from './doctor.ts';
 import { registerLab } from './lab.ts';
 import { registerLeave, registerRmpeer, registerStatus } from './status.ts';
 
@@ -11,5 +12,6 @@ export function registerCommands(program: Command, version: string): void {
   registerRmpeer(program);
   registerLeave(program);
   registerCni(program);
+  registerDoctor(program);
   registerLab(program);
 }
