@@ -42,5 +42,16 @@ export default tseslint.config(
   layer('modes', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli', 'dataplane']),
   // A Kubernetes store and the mesh's control plane never know VXLAN or netlink.
   layer('kube', ['cni', 'netlink', 'lab', 'firewall', 'cli', 'dataplane', 'lease']),
+  layer('kube/standin', ['cni', 'netlink', 'lab', 'firewall', 'cli', 'dataplane', 'lease', 'agent', 'modes', 'mesh', 'check']),
+  // The stand-in API server is test and lab support, never part of the agent.
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.test.ts', 'src/**/testing.ts', 'src/lab/**', 'src/check/**', 'src/kube/standin/**'],
+    rules: {
+      'no-restricted-syntax': ['error', ...['ImportDeclaration', 'ImportExpression', 'ExportNamedDeclaration', 'ExportAllDeclaration'].map((node) => ({
+        selector: `${node}[source.value=/standin\\//]`, message: 'only tests, src/lab and src/check may use the stand-in API server (src/kube/standin)',
+      }))],
+    },
+  },
   layer('mesh', ['cni', 'netlink', 'lab', 'firewall', 'cli', 'dataplane']),
 );

@@ -18,6 +18,7 @@ export type WeftErrorCode =
   | 'WEFT_CHECK_FAILED' // CNI CHECK found the attachment not as ADD left it
   | 'WEFT_MESH_HANDSHAKE' // a mesh peer connection was refused (version, mesh, password, identity)
   | 'WEFT_MESH_STATE' // a mesh peer's state (block map, records) is malformed or inconsistent
+  | 'WEFT_KUBE' // the Kubernetes API refused a request: names the Status message
   | 'WEFT_INTERNAL';
 
 export class WeftError extends Error {
