@@ -25,8 +25,9 @@ const codeFor: Record<WeftErrorCode, number> = {
   WEFT_FIREWALL: CniErrorCodes.firewallFailed,
   WEFT_CHECK_FAILED: CniErrorCodes.checkFailed,
   WEFT_LAB: CniErrorCodes.internal,
-  // The mesh's own troubles never reach a CNI caller directly; should one, it is internal.
+  // The mesh's and the Kubernetes API's own troubles never reach a CNI caller directly; should one, it is internal.
   WEFT_MESH_HANDSHAKE: CniErrorCodes.internal,
+  WEFT_KUBE: CniErrorCodes.internal,
   WEFT_MESH_STATE: CniErrorCodes.internal,
   WEFT_INTERNAL: CniErrorCodes.internal,
 };
