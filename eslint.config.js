@@ -54,4 +54,6 @@ export default tseslint.config(
     },
   },
   layer('mesh', ['cni', 'netlink', 'lab', 'firewall', 'cli', 'dataplane']),
+  // The probes run in lab namespaces and in cluster pods alike: they know neither.
+  layer('probe', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli', 'dataplane', 'subnet', 'lease', 'agent', 'modes', 'mesh', 'kube', 'check']),
 );

@@ -4,6 +4,7 @@ import { registerAgent } from './agent.ts';
 import { registerCni } from './cni.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerLab } from './lab.ts';
+import { registerProbe } from './probe.ts';
 import { registerLeave, registerRmpeer, registerStatus } from './status.ts';
 
 export function registerCommands(program: Command, version: string): void {
@@ -14,4 +15,5 @@ export function registerCommands(program: Command, version: string): void {
   registerCni(program);
   registerDoctor(program);
   registerLab(program);
+  registerProbe(program);
 }

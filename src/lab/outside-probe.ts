@@ -1,14 +1,17 @@
 // The pod-outside probe, which checks masquerading for real: a UDP echo in the outside host
 // reports the source address each datagram arrived with, and the probe passes only when a
 // pod got an answer and the outside host saw the pod's node address (not the pod's own). The
+// pod's side is `weft probe`'s udp probe; the echo speaks its protocol (src/probe/wire.ts). The
 // outside host has no route to the cluster network, so an unmasqueraded datagram still
 // arrives (and is reported, as `source_seen`) but its answer cannot come back.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { WeftError } from '../errors.ts';
+import { parseProbeReport } from '../probe/report.ts';
+import { roundRtt } from '../probe/types.ts';
 import { execInNetns, netnsPath } from './netns.ts';
+import { WEFT_BIN } from './paths.ts';
 
 export const UDP_ECHO_SCRIPT = fileURLToPath(new URL('./udp-echo.ts', import.meta.url));
 const NODE = [process.execPath, '--disable-warning=ExperimentalWarning'];
@@ -59,21 +62,16 @@ export interface OutsideProbeResult {
   sourceSeen: string | null;
 }
 
-/** One probe from a pod: ok when the echo answered and saw `expectSource`. */
+/** One probe from a pod, by `weft probe --kinds udp` (the code `weft check` runs in clusters): ok when the echo answered and saw `expectSource`. */
 export async function probeOutside(echo: OutsideEcho, podNs: string, expectSource: string, o: { attempts?: number; waitSeconds?: number } = {}): Promise<OutsideProbeResult> {
-  const nonce = randomBytes(8).toString('hex');
   const attempts = o.attempts ?? 3;
   const waitMs = (o.waitSeconds ?? 1) * 1000;
-  const r = await execInNetns(podNs, [...NODE, UDP_ECHO_SCRIPT, 'probe', echo.address, String(echo.port), nonce, String(attempts), String(waitMs)], {
+  const r = await execInNetns(podNs, [WEFT_BIN, 'probe', '--json', '--kinds', 'udp', '--to', `${echo.address}:${echo.port}`, '--attempts', String(attempts), '--timeout', `${waitMs}ms`], {
     timeoutMs: attempts * waitMs + 10_000,
   });
-  let reply: { ok?: unknown; seen?: unknown; rtt_ms?: unknown } = {};
-  try {
-    reply = JSON.parse(r.stdout) as typeof reply;
-  } catch {
-    // no answer line: the probe process failed; count it as unanswered
-  }
-  const sourceSeen = typeof reply.seen === 'string' ? reply.seen : (echo.seen.get(nonce) ?? null);
-  const answered = reply.ok === true && typeof reply.rtt_ms === 'number';
-  return { ok: answered && sourceSeen === expectSource, rttMs: answered ? Math.round((reply.rtt_ms as number) * 1000) / 1000 : null, sourceSeen };
+  // No report: the probe process failed; count it as unanswered.
+  const reply = parseProbeReport(r.stdout)?.results[0];
+  const sourceSeen = reply?.seen ?? (reply?.nonce == null ? null : (echo.seen.get(reply.nonce) ?? null));
+  const answered = reply?.ok === true && reply.rtt_ms !== null;
+  return { ok: answered && sourceSeen === expectSource, rttMs: answered ? roundRtt(reply.rtt_ms ?? 0) : null, sourceSeen };
 }

@@ -1,6 +1,10 @@
-// One connectivity probe: `ping -c 1` from inside a namespace, retried, because the first
-// packet to a fresh neighbour may be dropped or delayed while ARP resolves.
-import { execInNetns } from './netns.ts';
+// One connectivity probe: ICMP echo from inside a namespace, by the shared probe code that
+// `weft probe` runs in clusters (src/probe/icmp.ts), entered through nsenter.
+import { WeftError } from '../errors.ts';
+import { icmpProbe } from '../probe/icmp.ts';
+import { netnsPath } from './netns.ts';
+
+export { parsePingRtt } from '../probe/icmp.ts';
 
 export interface PingOptions {
   /** Tries before the probe counts as failed. */
@@ -16,19 +20,10 @@ export interface PingResult {
 }
 
 export async function pingFrom(ns: string, address: string, o: PingOptions = {}): Promise<PingResult> {
-  const attempts = o.attempts ?? 3;
-  for (let i = 1; i <= attempts; i++) {
-    const r = await execInNetns(ns, ['ping', '-n', '-c', '1', '-W', String(o.waitSeconds ?? 1), address]);
-    const rtt = parsePingRtt(r.stdout);
-    if (r.code === 0 && rtt !== undefined) return { ok: true, rttMs: rtt, attempts: i };
+  try {
+    const r = await icmpProbe(address, { ...o, argvPrefix: ['nsenter', `--net=${netnsPath(ns)}`, '--'], throwIfUnrunnable: true });
+    return { ok: r.ok, rttMs: r.ok ? (r.rttMs ?? null) : null, attempts: r.attempts };
+  } catch (e) {
+    throw new WeftError('WEFT_LAB', `${e instanceof Error ? e.message : String(e)}; is it installed?`, { cause: e });
   }
-  return { ok: false, rttMs: null, attempts };
-}
-
-/** The round-trip time in ms from iputils ping output: the reply line's time=, else the rtt summary. */
-export function parsePingRtt(stdout: string): number | undefined {
-  const reply = /\btime[=<]([\d.]+) ?ms\b/.exec(stdout);
-  if (reply?.[1] !== undefined) return Number(reply[1]);
-  const summary = /rtt min\/avg\/max\/mdev = [\d.]+\/([\d.]+)\//.exec(stdout);
-  return summary?.[1] === undefined ? undefined : Number(summary[1]);
 }

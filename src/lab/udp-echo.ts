@@ -1,6 +1,7 @@
 // A tiny UDP echo that reports who it saw, for `lab check`'s pod-outside probe: run by
-// `lab check` inside the outside host (serve) and inside pods (probe), as separate node
-// processes (it is a script: `node udp-echo.ts serve|probe …`; it imports only node:).
+// `lab check` inside the outside host as a separate node process (it is a script:
+// `node udp-echo.ts serve …`; it imports only node:). It speaks the protocol of
+// `weft probe serve` (src/probe/wire.ts), so the pods probe it with `weft probe --kinds udp`.
 //
 //   serve <address> <max-seconds>
 //       Binds <address>, port 0. Prints "port <n>" once listening, then "seen <nonce> <ip>"
@@ -8,9 +9,6 @@
 //       outside host saw it, which is the node's address when the node masqueraded. Exits
 //       when stdin closes (the check that started it ended, however it ended) or after
 //       <max-seconds>.
-//   probe <address> <port> <nonce> <attempts> <wait-ms>
-//       Sends <nonce>, waits <wait-ms> for the answer, up to <attempts> times; prints
-//       {"ok":true,"seen":…,"rtt_ms":…} or {"ok":false}.
 import { createSocket } from 'node:dgram';
 
 function serve(address: string, maxSeconds: number): void {
@@ -34,37 +32,6 @@ function serve(address: string, maxSeconds: number): void {
   setTimeout(stop, maxSeconds * 1000).unref();
 }
 
-function probe(address: string, port: number, nonce: string, attempts: number, waitMs: number): void {
-  const socket = createSocket('udp4');
-  let sentAt = 0n;
-  let tries = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const finish = (result: object): void => {
-    clearTimeout(timer);
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-    socket.close();
-  };
-  const send = (): void => {
-    if (tries++ >= attempts) return finish({ ok: false });
-    sentAt = process.hrtime.bigint();
-    socket.send(nonce, port, address);
-    timer = setTimeout(send, waitMs);
-  };
-  socket.on('message', (msg) => {
-    let reply: { nonce?: unknown; seen?: unknown };
-    try {
-      reply = JSON.parse(msg.toString('utf8')) as typeof reply;
-    } catch {
-      return;
-    }
-    if (reply.nonce !== nonce || typeof reply.seen !== 'string') return;
-    finish({ ok: true, seen: reply.seen, rtt_ms: Number(process.hrtime.bigint() - sentAt) / 1e6 });
-  });
-  // A send that fails at once (no route: ENETUNREACH) counts as an unanswered try.
-  socket.on('error', () => undefined);
-  send();
-}
-
 const [mode, ...args] = process.argv.slice(2);
 const num = (s: string | undefined, what: string): number => {
   const n = Number(s);
@@ -72,8 +39,7 @@ const num = (s: string | undefined, what: string): number => {
   return n;
 };
 if (mode === 'serve' && args[0] !== undefined) serve(args[0], num(args[1], 'max-seconds'));
-else if (mode === 'probe' && args[0] !== undefined && args[2] !== undefined) probe(args[0], num(args[1], 'port'), args[2], num(args[3], 'attempts'), num(args[4], 'wait-ms'));
 else {
-  process.stderr.write('usage: udp-echo.ts serve <address> <max-seconds> | probe <address> <port> <nonce> <attempts> <wait-ms>\n');
+  process.stderr.write('usage: udp-echo.ts serve <address> <max-seconds>\n');
   process.exitCode = 2;
 }
