@@ -240,3 +240,17 @@ test('a crafted ring whose seed list cannot build a ring is refused by a peer wi
   assert.match(o.ipamStatus(), /priming/);
   evil.close();
 });
+
+test('setTargets: a node started with no peers dials the ones it is given later, and status lists them', async () => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const init: IpallocInit = { mode: 'seed', names: ['t1', 't2'] };
+  const t1 = await startNode({ dir: 't1', name: 't1', port: p1, peers: [], init });
+  const t2 = await startNode({ dir: 't2', name: 't2', port: p2, peers: [], init });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(t1.dataPlanePeers().peers.length, 0, 'nobody dials anybody without targets');
+  t1.setTargets([{ host: '127.0.0.1', port: p2 }, { host: '127.0.0.1', port: p2 }]);
+  assert.deepEqual(t1.status().targets, [`127.0.0.1:${p2}`], 'duplicates are dropped');
+  await waitFor('t1 and t2 connect', () => t1.dataPlanePeers().peers.length === 1 && t2.dataPlanePeers().peers.length === 1);
+  t1.setTargets([]);
+  assert.deepEqual(t1.status().targets, []);
+});

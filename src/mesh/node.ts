@@ -131,9 +131,11 @@ export class MeshNode {
   #stopped = false;
   #recordsHash: string | undefined;
   readonly #traffic = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0 };
+  #targets: readonly Target[];
 
   constructor(o: MeshNodeOptions) {
     this.#o = o;
+    this.#targets = o.targets;
     this.#t = { ...DEFAULT_TIMING, ...o.timing };
     this.#log = o.log;
     this.#throttle = new LogThrottle(o.log, 60_000);
@@ -155,10 +157,12 @@ export class MeshNode {
     if (saved) this.#restore(saved);
     if (!this.#ring && o.init.mode === 'seed') this.#createRing(o.init.names, 'the seed list');
     this.#save();
+    const targets = (): readonly Target[] => this.#targets;
     this.#connections = new Connections({
       self: { name: this.#id.name, uid: this.#id.uid, nickname: this.#id.nickname, port: o.port },
       channel: { meshId: meshIdOf(o.universe, o.blockPrefix), meshDescription: `IPALLOC_RANGE ${o.universe}, /${o.blockPrefix} blocks`, psks: o.psks },
-      listenHost: o.listenHost, listenPort: o.port, targets: o.targets, connLimit: o.connLimit, activeTarget: Math.min(ACTIVE_VIEW, o.connLimit),
+      // Read on every tick, so setTargets() takes effect without a restart.
+      listenHost: o.listenHost, listenPort: o.port, get targets() { return targets(); }, connLimit: o.connLimit, activeTarget: Math.min(ACTIVE_VIEW, o.connLimit),
       log: this.#log,
       onChannel: (ch) => this.#onChannel(ch),
       onClosed: (ch, why) => this.#log.info({ peer: `${ch.remote.name}(${ch.remote.nickname})`, why: why?.message }, 'mesh connection closed'),
@@ -209,6 +213,19 @@ export class MeshNode {
     this.#announcement = a;
     this.#save();
     this.#publish();
+  }
+
+  /**
+   * Replaces the peer list (a discovery source saw nodes come and go). New targets are dialed on
+   * the next tick; connections to dropped ones stay (they are mesh peers like any other).
+   */
+  setTargets(targets: readonly Target[]): void {
+    const unique = new Map(targets.map((t) => [formatTarget(t), { host: t.host, port: t.port }]));
+    this.#targets = [...unique.values()];
+  }
+
+  get targets(): readonly Target[] {
+    return this.#targets;
   }
 
   onChange(listener: () => void): () => void {
@@ -675,7 +692,7 @@ export class MeshNode {
       if (r.name === this.#id.name || r.left || this.#connections.channelTo(r.name)) continue;
       if (now - (this.#heardAt.get(r.name) ?? 0) > this.#t.heartbeatMs * 2) this.#connections.dial(r.addr);
     }
-    for (const t of this.#o.targets) {
+    for (const t of this.#targets) {
       const address = formatTarget(t);
       if (!this.#connections.established().some((ch) => controlAddress(ch) === address)) this.#connections.dial(address);
     }
@@ -849,7 +866,7 @@ export class MeshNode {
     const heard = electorsHeard(this.#records.values());
     const names = heard.map((n) => `${n}(${this.#records.get(n)?.nickname ?? ''})`);
     const heardAddrs = new Set([...this.#records.values()].map((r) => r.addr.split(':')[0]));
-    const missing = this.#o.targets.filter((t) => !heardAddrs.has(t.host)).map(formatTarget);
+    const missing = this.#targets.filter((t) => !heardAddrs.has(t.host)).map(formatTarget);
     return `awaiting consensus (quorum: ${this.#quorum}, known: ${heard.length}): heard from ${names.join(', ') || 'nobody'}${missing.length ? `; not yet from ${missing.join(', ')}` : ''}`;
   }
 
@@ -878,7 +895,7 @@ export class MeshNode {
     if (!this.#records.has(this.#id.name)) peers.unshift({ name: this.#id.name, nickname: this.#id.nickname, self: true, reachable: true, connections: [] });
     return {
       version: o.version, protocol: { ...MESH_PROTOCOL }, name: this.#id.name, nickname: this.#id.nickname,
-      encryption: o.psks !== null, peerDiscovery: true, targets: o.targets.map(formatTarget), connections, peers, trustedSubnets: [],
+      encryption: o.psks !== null, peerDiscovery: true, targets: this.#targets.map(formatTarget), connections, peers, trustedSubnets: [],
       ipam: {
         status: this.ipamStatus(), range: o.universe, defaultSubnet: o.universe, blockPrefix: o.blockPrefix, ringId: this.#ring?.id ?? null,
         owners, blocksOwned: this.ownBlocks().length, blocksFree: this.#ownFree(),
