@@ -11,7 +11,34 @@ import type {
 } from '../../agent/control-plane.ts';
 import { UnknownCommandError } from '../../agent/status.ts';
 import { coalesce } from '../../mesh/crdt/block-map.ts';
+import type { Target } from '../../mesh/connections.ts';
 import { GROW_WANT, INITIAL_WANT, MeshNode, type MeshNodeOptions } from '../../mesh/node.ts';
+
+/** rmpeer as data: taken over (how many addresses), or not possible yet and why. */
+export type RmpeerOutcome = { done: true; addresses: number } | { done: false; reason: string };
+
+/** What a peer source (kube-peers.ts) may do to the running mesh. */
+export interface MeshPeerHost {
+  readonly name: string;
+  setTargets(targets: readonly Target[]): void;
+  /** Takes a dead peer's blocks, or says why not yet (alive, no ring, a view that may be stale). */
+  rmpeer(peer: string): RmpeerOutcome;
+  /** The seed list of this node's ring, once it has one. */
+  ringSeeds(): readonly string[] | null;
+}
+
+/**
+ * Where peers come from besides --peers (the Kubernetes Node list), and who reclaims dead ones.
+ * prepare() runs in open() before the mesh starts and may set its targets and IPAM init; it waits
+ * (reporting via onPhase) like any store does. The mesh itself knows nothing of Kubernetes.
+ */
+export interface MeshPeerSource {
+  prepare(node: Readonly<MeshNodeOptions>, events: ControlPlaneEvents): Promise<Partial<Pick<MeshNodeOptions, 'targets' | 'init'>>>;
+  start(host: MeshPeerHost): void;
+  status(): unknown;
+  readonly metrics: readonly ModeMetric[];
+  stop(): Promise<void>;
+}
 
 export interface MeshModeOptions {
   node: MeshNodeOptions;
@@ -21,12 +48,16 @@ export interface MeshModeOptions {
   log: Logger;
   /** How long grow() waits for a grant. */
   growWaitMs?: number;
+  peerSource?: MeshPeerSource;
 }
+
+const DEFAULT_DEAD_AFTER_MS = 90_000;
 
 export class MeshControlPlane implements ControlPlane {
   readonly mode = 'mesh';
-  readonly #o: MeshModeOptions;
-  readonly #node: MeshNode;
+  #o: MeshModeOptions;
+  #node: MeshNode;
+  #openedAt = 0;
   #events: ControlPlaneEvents | undefined;
   #lastPeers = '';
   #lastRanges = '';
@@ -47,18 +78,20 @@ export class MeshControlPlane implements ControlPlane {
       active: () => this.#node.activeBlocks().map((b) => this.#node.map!.blockCidr(b)),
       grow: () => this.#grow(),
     };
-    const node = this.#node;
-    const status = (): ReturnType<MeshNode['status']> => node.status();
+    // Read at scrape time: open() may replace the node (a peer source set its targets and init).
+    const status = (): ReturnType<MeshNode['status']> => this.#node.status();
+    const node = (): MeshNode => this.#node;
     this.metrics = [
       { name: 'weft_mesh_peers', help: 'mesh peers known, this node included', kind: 'gauge', read: () => status().peers.length },
       { name: 'weft_mesh_peers_unreachable', help: 'mesh peers neither connected nor heard from lately', kind: 'gauge', read: () => status().peers.filter((p) => !p.reachable).length },
       { name: 'weft_mesh_connections', help: 'established control-plane connections', kind: 'gauge', read: () => status().connections.filter((c) => c.state === 'established').length },
-      { name: 'weft_mesh_gossip_received_bytes_total', help: 'gossip bytes received', kind: 'counter', read: () => node.traffic().bytesIn },
-      { name: 'weft_mesh_gossip_sent_bytes_total', help: 'gossip bytes sent', kind: 'counter', read: () => node.traffic().bytesOut },
-      { name: 'weft_mesh_ipam_blocks_owned', help: 'address blocks this node owns', kind: 'gauge', read: () => node.ownBlocks().length },
+      { name: 'weft_mesh_gossip_received_bytes_total', help: 'gossip bytes received', kind: 'counter', read: () => node().traffic().bytesIn },
+      { name: 'weft_mesh_gossip_sent_bytes_total', help: 'gossip bytes sent', kind: 'counter', read: () => node().traffic().bytesOut },
+      { name: 'weft_mesh_ipam_blocks_owned', help: 'address blocks this node owns', kind: 'gauge', read: () => node().ownBlocks().length },
       { name: 'weft_mesh_ipam_blocks_free', help: 'owned address blocks without pods (the ones it may give away)', kind: 'gauge', read: () => status().ipam.blocksFree },
-      { name: 'weft_mesh_ring_conflicts', help: 'IPAM rings seeded apart from ours that this node has met', kind: 'gauge', read: () => node.ringConflicts().length },
-      { name: 'weft_mesh_ipam_conflicts_total', help: 'equal-version block conflicts settled by the tie-break', kind: 'counter', read: () => node.conflicts },
+      { name: 'weft_mesh_ring_conflicts', help: 'IPAM rings seeded apart from ours that this node has met', kind: 'gauge', read: () => node().ringConflicts().length },
+      { name: 'weft_mesh_ipam_conflicts_total', help: 'equal-version block conflicts settled by the tie-break', kind: 'counter', read: () => node().conflicts },
+      ...(o.peerSource?.metrics ?? []),
     ];
   }
 
@@ -77,8 +110,46 @@ export class MeshControlPlane implements ControlPlane {
 
   async open(events: ControlPlaneEvents): Promise<ClusterConfig> {
     this.#events = events;
+    const source = this.#o.peerSource;
+    if (source) {
+      const patch = await source.prepare(this.#o.node, events);
+      this.#o = { ...this.#o, node: { ...this.#o.node, ...patch } };
+      this.#node = new MeshNode(this.#o.node);
+    }
     await this.#node.start();
+    this.#openedAt = Date.now();
+    source?.start(this.#host());
     return this.#config();
+  }
+
+  #host(): MeshPeerHost {
+    return {
+      name: this.#node.name,
+      setTargets: (targets) => this.#node.setTargets(targets),
+      rmpeer: (peer) => this.#tryRmpeer(peer),
+      ringSeeds: () => this.#node.ring?.seeds ?? null,
+    };
+  }
+
+  /**
+   * An automatic rmpeer (the peer source decided the peer's node is gone) is stricter than the
+   * operator's: it also waits until this agent has run for the liveness window and is connected,
+   * since a fresh or isolated view of the block map could hand out blocks the dead peer granted away.
+   */
+  #tryRmpeer(peer: string): RmpeerOutcome {
+    const node = this.#node;
+    const deadAfterMs = this.#o.node.timing?.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS;
+    if (!node.ring || !node.map) return { done: false, reason: 'this node has no IPAM ring yet' };
+    if (peer === node.name) return { done: false, reason: 'a peer never reclaims itself' };
+    if (Date.now() - this.#openedAt < deadAfterMs) return { done: false, reason: `this agent started less than ${deadAfterMs / 1000} s ago; its view of the blocks may be incomplete` };
+    if (!node.status().connections.some((c) => c.state === 'established')) return { done: false, reason: 'this node is connected to no peer; its view of the blocks may be stale' };
+    if (node.reachable(peer)) return { done: false, reason: `${peer} still looks alive (connected or heard from in the last ${deadAfterMs / 1000} s)` };
+    if (!node.map.owners().has(peer)) return { done: true, addresses: 0 };
+    try {
+      return { done: true, addresses: node.rmpeer(peer).addresses };
+    } catch (e) {
+      return { done: false, reason: (e as Error).message };
+    }
   }
 
   async previousBackendData(publicIp: string): Promise<unknown> {
@@ -220,13 +291,17 @@ export class MeshControlPlane implements ControlPlane {
   status(): ControlPlaneStatus {
     const used = this.#podUsage()?.used;
     return {
-      kind: 'mesh', endpoints: this.#o.node.targets.map((t) => `${t.host}:${t.port}`), prefix: this.#o.node.dir,
-      details: { mesh: this.#node.status(used === undefined ? {} : { activeAddresses: used }) },
+      kind: 'mesh', endpoints: this.#node.targets.map((t) => `${t.host}:${t.port}`), prefix: this.#o.node.dir,
+      details: {
+        mesh: this.#node.status(used === undefined ? {} : { activeAddresses: used }),
+        ...(this.#o.peerSource ? { kubePeers: this.#o.peerSource.status() } : {}),
+      },
     };
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    await this.#o.peerSource?.stop();
     await this.#node.stop();
   }
 }
