@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerCni } from './cni.ts';
 import { registerDoctor } from './doctor.ts';
+import { registerInstallCni } from './install-cni.ts';
 import { registerLab } from './lab.ts';
 import { registerProbe } from './probe.ts';
 import { registerLeave, registerRmpeer, registerStatus } from './status.ts';
@@ -15,5 +16,6 @@ export function registerCommands(program: Command, version: string): void {
   registerCni(program);
   registerDoctor(program);
   registerLab(program);
+  registerInstallCni(program);
   registerProbe(program);
 }
