@@ -54,6 +54,20 @@ export default tseslint.config(
     },
   },
   layer('mesh', ['cni', 'netlink', 'lab', 'firewall', 'cli', 'dataplane']),
+  // Manifests are text: they use the agent's flag names and its config parsers (so that only what
+  // the agent accepts is rendered), never anything that touches the kernel or an API.
+  {
+    files: ['src/manifests/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [...[['agent', 'options.ts'], ['cni', 'config.ts'], ['lease', 'network-config.ts']].map(([f, only]) => ({
+          group: [`**/${f}/**`, `../${f}/*`, `!**/${f}/${only}`, `!../${f}/${only}`], message: `src/manifests may use src/${f}/${only} only`,
+        })), ...['netlink', 'firewall', 'dataplane', 'native', 'ipam', 'lab', 'modes', 'mesh', 'kube', 'cli', 'subnet', 'probe', 'check'].map((f) => ({
+          group: [`**/${f}/**`, `../${f}/*`], message: `src/manifests must not depend on src/${f}`,
+        }))],
+      }],
+    },
+  },
   // The probes run in lab namespaces and in cluster pods alike: they know neither.
   layer('probe', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli', 'dataplane', 'subnet', 'lease', 'agent', 'modes', 'mesh', 'kube', 'check']),
 );

@@ -5,6 +5,7 @@ import { registerCni } from './cni.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerInstallCni } from './install-cni.ts';
 import { registerLab } from './lab.ts';
+import { registerManifests } from './manifests.ts';
 import { registerProbe } from './probe.ts';
 import { registerLeave, registerRmpeer, registerStatus } from './status.ts';
 
@@ -16,6 +17,7 @@ export function registerCommands(program: Command, version: string): void {
   registerCni(program);
   registerDoctor(program);
   registerLab(program);
+  registerManifests(program);
   registerInstallCni(program);
   registerProbe(program);
 }
