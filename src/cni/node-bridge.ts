@@ -8,6 +8,7 @@ import { WeftError } from '../errors.ts';
 import { formatMac, type Rtnetlink } from '../netlink/index.ts';
 import { addressOf, cidrContains, maskToNetwork, parseAddressWithPrefix, type Cidr } from '../net/cidr.ts';
 import type { Logger } from '../log/logger.ts';
+import { writeNetSysctl } from './pod-link.ts';
 
 export interface NodeBridge { index: number; name: string; mac: string }
 
@@ -80,7 +81,7 @@ const FORWARDING = { 4: '/proc/sys/net/ipv4/ip_forward', 6: '/proc/sys/net/ipv6/
 export function ensureForwarding(families: Iterable<4 | 6>): void {
   for (const family of new Set(families)) {
     const knob = FORWARDING[family];
-    if (readFileSync(knob, 'utf8').trim() !== '1') writeFileSync(knob, '1');
+    if (readFileSync(knob, 'utf8').trim() !== '1') writeNetSysctl(knob, (path) => writeFileSync(path, '1'));
   }
 }
 

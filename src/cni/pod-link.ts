@@ -4,6 +4,7 @@ import { addAddressRequest, routeRequest, setLinkRequest, type Rtnetlink } from 
 import type { Route } from './config.ts';
 import { native } from '../native/native.ts';
 import { WeftError, errnoCode } from '../errors.ts';
+import { existsSync } from 'node:fs';
 
 export interface PodInterfaceSpec {
   ifname: string;
@@ -42,9 +43,30 @@ export function setPodInterfaceKnobs(netnsPath: string, ifname: string): void {
   ];
   for (const [file, value] of knobs) {
     try {
-      native().writeInNetns(netnsPath, file, value);
+      writeNetSysctl(file, (path) => native().writeInNetns(netnsPath, path, value));
     } catch (e) {
       if (errnoCode(e) !== 'ENOENT') throw new WeftError('WEFT_NETNS', `cannot set ${file} in ${netnsPath}: ${(e as Error).message}`, { cause: e });
     }
+  }
+}
+
+/**
+ * Where a container's /proc/sys is read-only (any unprivileged one, such as weft's DaemonSet pod;
+ * kubelet cannot mount inside /proc), weft's manifests mount the node's /proc/sys/net here. A
+ * knob under /proc/sys/net belongs to the writer's network namespace whichever procfs mount it
+ * is reached through, so the same relative path works (docs/manifests.md, Privileges).
+ */
+export const HOST_PROC_SYS_NET = '/host/proc/sys/net';
+
+/** write(file) for a /proc/sys/net knob; where /proc/sys is read-only, write() through HOST_PROC_SYS_NET. */
+export function writeNetSysctl(file: string, write: (path: string) => void, hostDir = HOST_PROC_SYS_NET): void {
+  try {
+    write(file);
+  } catch (e) {
+    if (errnoCode(e) !== 'EROFS' || !file.startsWith('/proc/sys/net/')) throw e;
+    if (!existsSync(hostDir)) {
+      throw Object.assign(new Error(`${file}: read-only file system (an unprivileged container: mount the node's /proc/sys/net at ${hostDir}, as weft's manifests do)`), { code: 'EROFS', cause: e });
+    }
+    write(`${hostDir}${file.slice('/proc/sys/net'.length)}`);
   }
 }
