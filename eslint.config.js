@@ -70,4 +70,6 @@ export default tseslint.config(
   },
   // The probes run in lab namespaces and in cluster pods alike: they know neither.
   layer('probe', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli', 'dataplane', 'subnet', 'lease', 'agent', 'modes', 'mesh', 'kube', 'check']),
+  // `weft check` talks to a cluster (kube) and reads probe reports (probe); it programs nothing.
+  layer('check', ['cni', 'ipam', 'netlink', 'lab', 'firewall', 'cli', 'dataplane', 'subnet', 'lease', 'agent', 'modes', 'mesh']),
 );

@@ -1,6 +1,7 @@
 // The registry of subcommands: one line each, so the CLI's surface is visible at a glance.
 import type { Command } from 'commander';
 import { registerAgent } from './agent.ts';
+import { registerCheck } from './check.ts';
 import { registerCni } from './cni.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerInstallCni } from './install-cni.ts';
@@ -20,4 +21,5 @@ export function registerCommands(program: Command, version: string): void {
   registerManifests(program);
   registerInstallCni(program);
   registerProbe(program);
+  registerCheck(program, version);
 }
