@@ -52,7 +52,7 @@ export const RING_CLAIM = 'mesh-ring';
 export const RECORDS_SELECTOR = `${CLAIM_LABEL} in (${PEER_CLAIM},${RING_CLAIM})`;
 export const RING_RECORD = 'mesh-ring';
 
-export const A = {
+export const ANNOTATION = {
   nodeUid: 'weft.dev/node-uid',
   peer: 'weft.dev/mesh-peer',
   reclaimer: 'weft.dev/reclaimer',
@@ -98,21 +98,21 @@ export function parsePeerRecord(lease: LeaseLike): PeerRecordLease | { error: st
   const m = lease.metadata ?? {};
   const a = m.annotations ?? {};
   const name = m.name ?? '';
-  const peer = a[A.peer];
+  const peer = a[ANNOTATION.peer];
   const node = lease.spec?.holderIdentity;
-  const nodeUid = a[A.nodeUid];
-  if (typeof peer !== 'string' || !PEER_NAME.test(peer)) return { error: `annotation ${A.peer} is not a peer name` };
+  const nodeUid = a[ANNOTATION.nodeUid];
+  if (typeof peer !== 'string' || !PEER_NAME.test(peer)) return { error: `annotation ${ANNOTATION.peer} is not a peer name` };
   if (recordName(peer) !== name) return { error: `it is named ${name} but holds peer ${peer} (whose record is ${recordName(peer)})` };
   if (typeof node !== 'string' || !NODE_NAME.test(node)) return { error: 'spec.holderIdentity is not a Node name' };
-  if (typeof nodeUid !== 'string' || !UID.test(nodeUid)) return { error: `annotation ${A.nodeUid} is not a uid` };
+  if (typeof nodeUid !== 'string' || !UID.test(nodeUid)) return { error: `annotation ${ANNOTATION.nodeUid} is not a uid` };
   if (!m.resourceVersion) return { error: 'it has no resourceVersion' };
   const out: PeerRecordLease = { name, resourceVersion: m.resourceVersion, peer, node, nodeUid, lease };
-  const r = a[A.reclaimer];
+  const r = a[ANNOTATION.reclaimer];
   if (r !== undefined) {
-    const rNode = a[A.reclaimerNode] ?? '';
-    const rUid = a[A.reclaimerNodeUid] ?? '';
+    const rNode = a[ANNOTATION.reclaimerNode] ?? '';
+    const rUid = a[ANNOTATION.reclaimerNodeUid] ?? '';
     // A malformed claim counts as no claim: anyone may take it over (by CAS, so still only one).
-    if (PEER_NAME.test(r) && NODE_NAME.test(rNode) && UID.test(rUid)) out.reclaimer = { peer: r, node: rNode, nodeUid: rUid, started: a[A.reclaimStarted] ?? '' };
+    if (PEER_NAME.test(r) && NODE_NAME.test(rNode) && UID.test(rUid)) out.reclaimer = { peer: r, node: rNode, nodeUid: rUid, started: a[ANNOTATION.reclaimStarted] ?? '' };
   }
   return out;
 }
@@ -122,7 +122,7 @@ export function newPeerRecord(namespace: string, self: { peer: string; node: str
     apiVersion: 'coordination.k8s.io/v1', kind: 'Lease',
     metadata: {
       name: recordName(self.peer), namespace, labels: { [CLAIM_LABEL]: PEER_CLAIM },
-      annotations: { [A.peer]: self.peer, [A.nodeUid]: self.nodeUid },
+      annotations: { [ANNOTATION.peer]: self.peer, [ANNOTATION.nodeUid]: self.nodeUid },
     },
     spec: { holderIdentity: self.node },
   };
@@ -138,7 +138,7 @@ export function withAnnotations(lease: LeaseLike, changes: Record<string, string
   return { ...lease, metadata: { ...lease.metadata, annotations }, spec: { ...lease.spec, ...(holder !== undefined ? { holderIdentity: holder } : {}) } };
 }
 
-export const NO_RECLAIMER: Record<string, null> = { [A.reclaimer]: null, [A.reclaimerNode]: null, [A.reclaimerNodeUid]: null, [A.reclaimStarted]: null, [A.reclaimRenewed]: null };
+export const NO_RECLAIMER: Record<string, null> = { [ANNOTATION.reclaimer]: null, [ANNOTATION.reclaimerNode]: null, [ANNOTATION.reclaimerNodeUid]: null, [ANNOTATION.reclaimStarted]: null, [ANNOTATION.reclaimRenewed]: null };
 
 /** Why an address may not be dialed as a peer, or undefined when it may (IPv4 unicast, not this host's own loopback or link-local). */
 export function refuseAddress(address: string): string | undefined {

@@ -18,7 +18,7 @@ import { ringIdOf } from '../../mesh/node.ts';
 import { freePort, waitFor } from '../../mesh/testing.ts';
 import { connectKube } from '../../kube/client.ts';
 import { KubeStandin } from '../../kube/standin/server.ts';
-import { A, recordName, type LeaseLike } from './kube-objects.ts';
+import { ANNOTATION, recordName, type LeaseLike } from './kube-objects.ts';
 import { KubePeers, type KubePeersOptions } from './kube-peers.ts';
 import { defaultRefuse } from './kube-targets.ts';
 import { MeshControlPlane, type MeshPeerHost, type RmpeerOutcome } from './mesh-control-plane.ts';
@@ -131,7 +131,7 @@ test('discovery: InternalIPs (else ExternalIP) of the other Nodes; this node and
   await waitFor('its own record exists', () => standin.get('leases', NS, recordName(host.name)) !== undefined);
   const record = standin.get('leases', NS, recordName(host.name)) as LeaseLike;
   assert.equal(record.spec?.holderIdentity, 'd-self');
-  assert.equal(record.metadata?.annotations?.[A.nodeUid], (standin.get('nodes', undefined, 'd-self') as { metadata: { uid: string } }).metadata.uid);
+  assert.equal(record.metadata?.annotations?.[ANNOTATION.nodeUid], (standin.get('nodes', undefined, 'd-self') as { metadata: { uid: string } }).metadata.uid);
   standin.addNode('d-new', { internalIP: '10.1.0.7' });
   await waitFor('the new Node is a target', () => hosts(host.targets.at(-1)).includes('10.1.0.7'));
   standin.delete('nodes', undefined, 'd-two');
@@ -237,14 +237,14 @@ test('meshMode with --kube-peers: the agent\'s options make a control plane that
   const ranges = await plane.acquire({ publicIp: '10.5.0.1', backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: '02:00:00:00:00:0a' } });
   assert.ok(ranges.subnets.length > 0, 'alone, it is the ring record\'s only seed and owns the range');
   await plane.start();
-  assert.deepEqual((standin.get('leases', NS, 'mesh-ring') as LeaseLike).metadata?.annotations?.[A.ringSeeds], plane.node.name);
+  assert.deepEqual((standin.get('leases', NS, 'mesh-ring') as LeaseLike).metadata?.annotations?.[ANNOTATION.ringSeeds], plane.node.name);
   await waitFor('its record exists', () => standin.get('leases', NS, recordName(plane.node.name)) !== undefined);
   const details = plane.status().details as { kubePeers: { node: string; nodes: number } };
   assert.equal(details.kubePeers.node, 'w-self');
   assert.ok(plane.metrics!.some((m) => m.name === 'weft_mesh_kube_reclaims_total'));
   // The ring record deleted by mistake is put back from this node's ring.
   standin.delete('leases', NS, 'mesh-ring');
-  await waitFor('the ring record is back', () => (standin.get('leases', NS, 'mesh-ring') as LeaseLike | undefined)?.metadata?.annotations?.[A.ringSeeds] === plane.node.name);
+  await waitFor('the ring record is back', () => (standin.get('leases', NS, 'mesh-ring') as LeaseLike | undefined)?.metadata?.annotations?.[ANNOTATION.ringSeeds] === plane.node.name);
   await plane.stop();
   standin.delete('nodes', undefined, 'w-self');
 });
@@ -262,14 +262,15 @@ test('end to end: four mesh control planes on loopback seed one ring from the ri
     const plane = new MeshControlPlane({
       node: nodeOptions(n, { port: ports.get(n)!, nickname: n }),
       backend: { Type: 'vxlan', Port: 6784 }, nftables: false, log: silentLogger,
-      peerSource: peers(n, { refuse: () => undefined, portFor: (node) => ports.get(node) ?? 1 }),
+      // The default rank delay: peers ranked lower for the dead one wait before they try.
+      peerSource: peers(n, { refuse: () => undefined, portFor: (node) => ports.get(node) ?? 1, timing: { scanMs: 200, retryMs: 100, openRetryMs: [50, 200] } }),
     });
     stoppers.push(() => plane.stop());
     return plane;
   });
   await Promise.all(planes.map((p) => p.open(events())));
   const ring = standin.get('leases', NS, 'mesh-ring') as LeaseLike;
-  assert.equal(ring.metadata?.annotations?.[A.ringSeeds]?.split(',').length, 1, 'one seed: whoever created the ring record first');
+  assert.equal(ring.metadata?.annotations?.[ANNOTATION.ringSeeds]?.split(',').length, 1, 'one seed: whoever created the ring record first');
   await Promise.all(planes.map((p, i) => p.acquire({ publicIp: '127.0.0.1', backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: `02:00:00:00:00:0${i + 1}` } })));
   await Promise.all(planes.map((p) => p.start()));
   for (const p of planes) assert.equal(p.node.ring?.id, planes[0]!.node.ring?.id);

@@ -12,7 +12,7 @@ import { silentLogger } from '../../log/logger.ts';
 import { waitFor } from '../../mesh/testing.ts';
 import { connectKube, type KubeClient } from '../../kube/client.ts';
 import { KubeStandin } from '../../kube/standin/server.ts';
-import { A, NO_RECLAIMER, newPeerRecord, parsePeerRecord, recordName, withAnnotations, type LeaseLike, type PeerRecordLease } from './kube-objects.ts';
+import { ANNOTATION, NO_RECLAIMER, newPeerRecord, parsePeerRecord, recordName, withAnnotations, type LeaseLike, type PeerRecordLease } from './kube-objects.ts';
 import { Reclaimer, type ClusterView, type RmpeerOutcome } from './kube-reclaim.ts';
 import { ensureOwnRecord, newRingRecord, ringSeeds } from './kube-records.ts';
 
@@ -75,7 +75,7 @@ type Api = ConstructorParameters<typeof Reclaimer>[0]['api'];
 function reclaimer(self: string, node: string, calls: Call[], o: { alive?: Map<string, number>; staleAfterMs?: number; api?: Api } = {}): Reclaimer {
   const rmpeer = (peer: string): RmpeerOutcome => {
     const lease = standin.get('leases', NS, recordName(peer)) as LeaseLike | undefined;
-    calls.push({ by: self, peer, holder: lease?.metadata?.annotations?.[A.reclaimer] });
+    calls.push({ by: self, peer, holder: lease?.metadata?.annotations?.[ANNOTATION.reclaimer] });
     const refusals = o.alive?.get(peer) ?? 0;
     if (refusals > 0) {
       o.alive!.set(peer, refusals - 1);
@@ -155,7 +155,7 @@ test("a gone reclaimer's claim is taken over once it stops changing; a live or r
   addRecord('s-live-1', 's1', nodeUid('s1'));
   addRecord('s-live-2', 's2', nodeUid('s2'));
   const claimBy = (peer: string, node: string, uid: string): Record<string, string> => ({
-    [A.reclaimer]: peer, [A.reclaimerNode]: node, [A.reclaimerNodeUid]: uid, [A.reclaimStarted]: new Date().toISOString(),
+    [ANNOTATION.reclaimer]: peer, [ANNOTATION.reclaimerNode]: node, [ANNOTATION.reclaimerNodeUid]: uid, [ANNOTATION.reclaimStarted]: new Date().toISOString(),
   });
   // Dead peer x1, claimed by s-live-2 (alive): s-live-1 leaves it alone.
   addRecord('x1', 'gone-node-1', 'uid-gone-1', claimBy('s-live-2', 's2', nodeUid('s2')));
@@ -169,7 +169,7 @@ test("a gone reclaimer's claim is taken over once it stops changing; a live or r
   const renewer = (async () => {
     while (renewing) {
       const lease = standin.get('leases', NS, recordName('x3')) as LeaseLike;
-      standin.update('leases', withAnnotations(lease, { [A.reclaimRenewed]: new Date().toISOString() + Math.random() }));
+      standin.update('leases', withAnnotations(lease, { [ANNOTATION.reclaimRenewed]: new Date().toISOString() + Math.random() }));
       await new Promise((res) => setTimeout(res, 50));
     }
   })();
@@ -188,7 +188,7 @@ test("a gone reclaimer's claim is taken over once it stops changing; a live or r
   await waitFor('x3 is taken over once its claim stopped changing', () => standin.get('leases', NS, recordName('x3')) === undefined, 30_000);
   assert.deepEqual(calls.map((c) => c.peer), ['x2', 'x3']);
   const x1 = standin.get('leases', NS, recordName('x1')) as LeaseLike | undefined;
-  assert.equal(x1?.metadata?.annotations?.[A.reclaimer], 's-live-2', 'the live claim is untouched');
+  assert.equal(x1?.metadata?.annotations?.[ANNOTATION.reclaimer], 's-live-2', 'the live claim is untouched');
 });
 
 test('a rebuilt node: its new peer reclaims the old peer of the same Node; others leave it, and a re-created Node (new uid) is everyone\'s', async () => {
@@ -232,7 +232,7 @@ test('a Node missing only from a stale cache is confirmed alive with the API: no
   await waitFor('the check is over', () => r.tasks().length === 0);
   assert.equal(calls.length, 0);
   const lease = standin.get('leases', NS, recordName('c-2')) as LeaseLike;
-  assert.equal(lease.metadata?.annotations?.[A.reclaimer], undefined, 'not even claimed');
+  assert.equal(lease.metadata?.annotations?.[ANNOTATION.reclaimer], undefined, 'not even claimed');
 });
 
 test('the owner clears a claim on its own record and moves it to its Node\'s new uid; a foreign record under its name is a collision', async () => {
@@ -242,8 +242,8 @@ test('the owner clears a claim on its own record and moves it to its Node\'s new
   assert.equal(await ensureOwnRecord(client, NS, self), 'created');
   assert.equal(await ensureOwnRecord(client, NS, self), 'unchanged');
   const lease = standin.get('leases', NS, recordName('o-peer')) as LeaseLike;
-  const claimed = standin.update('leases', withAnnotations(lease, { [A.reclaimer]: 'someone', [A.reclaimerNode]: 'x', [A.reclaimerNodeUid]: 'y' })) as LeaseLike;
-  standin.update('leases', withAnnotations(claimed, { [A.nodeUid]: 'old-uid' }));
+  const claimed = standin.update('leases', withAnnotations(lease, { [ANNOTATION.reclaimer]: 'someone', [ANNOTATION.reclaimerNode]: 'x', [ANNOTATION.reclaimerNodeUid]: 'y' })) as LeaseLike;
+  standin.update('leases', withAnnotations(claimed, { [ANNOTATION.nodeUid]: 'old-uid' }));
   // The cached copy is stale (an older resourceVersion): the CAS fails, it re-reads, and fixes it.
   assert.equal(await ensureOwnRecord(client, NS, self, claimed), 'updated');
   const fixed = parsePeerRecord(standin.get('leases', NS, recordName('o-peer')) as LeaseLike);
@@ -251,7 +251,7 @@ test('the owner clears a claim on its own record and moves it to its Node\'s new
   assert.equal(fixed.nodeUid, self.nodeUid);
   assert.equal(fixed.reclaimer, undefined);
   for (const k of Object.keys(NO_RECLAIMER)) assert.equal(fixed.lease.metadata?.annotations?.[k], undefined);
-  const foreign = withAnnotations(standin.get('leases', NS, recordName('o-peer')) as LeaseLike, { [A.peer]: 'another' });
+  const foreign = withAnnotations(standin.get('leases', NS, recordName('o-peer')) as LeaseLike, { [ANNOTATION.peer]: 'another' });
   standin.update('leases', foreign);
   const r = await ensureOwnRecord(client, NS, self);
   assert.ok(typeof r === 'object' && /holds peer "another"/.test(r.collision));
@@ -264,7 +264,7 @@ test('the ring record: racing agents agree on one seed list, created once; a mal
   assert.equal(results[0]!.seeds.length, 1);
   standin.delete('leases', NS, 'mesh-ring');
   const bad = newRingRecord(NS, ['x'], 'n0');
-  bad.metadata!.annotations![A.ringSeeds] = 'ok-name,not a name!';
+  bad.metadata!.annotations![ANNOTATION.ringSeeds] = 'ok-name,not a name!';
   standin.create('leases', bad);
   await assert.rejects(ringSeeds(clients[0]!, NS, ['y'], 'n0'), /mesh-ring is unusable: .*not a peer name/);
   standin.delete('leases', NS, 'mesh-ring');

@@ -13,7 +13,7 @@
 // renews it far more often, so two peers never both think they hold it.
 import { createHash } from 'node:crypto';
 import type { Logger } from '../../log/logger.ts';
-import { A, NO_RECLAIMER, parsePeerRecord, recordName, withAnnotations, type KubePeersApi, type PeerRecordLease } from './kube-objects.ts';
+import { ANNOTATION, NO_RECLAIMER, parsePeerRecord, recordName, withAnnotations, type KubePeersApi, type PeerRecordLease } from './kube-objects.ts';
 
 export type RmpeerOutcome = { done: true; addresses: number } | { done: false; reason: string };
 
@@ -114,7 +114,14 @@ export class Reclaimer {
   }
 
   async #run(task: ReclaimTask): Promise<void> {
-    await this.#sleep(this.#rankDelay(task.peer));
+    const delay = this.#rankDelay(task.peer);
+    if (delay > 0) {
+      task.state = 'waiting for peers ranked higher for it to claim it first';
+      await this.#sleep(delay);
+      // Usually someone has claimed it by now, and the cache already says so: no request at all.
+      const cached = this.#view.records.get(task.peer);
+      if (!cached || (cached.reclaimer && cached.reclaimer.peer !== this.#o.self.peer && this.#looksAlive(cached.reclaimer))) return;
+    }
     const stale = { rv: '', since: 0 };
     while (!this.#stopped) {
       let step: Step;
@@ -170,8 +177,8 @@ export class Reclaimer {
     }
     const now = new Date().toISOString();
     const claim = withAnnotations(r.lease, {
-      [A.reclaimer]: self.peer, [A.reclaimerNode]: self.node, [A.reclaimerNodeUid]: myUid,
-      [A.reclaimStarted]: r.reclaimer?.peer === self.peer && r.reclaimer.started ? r.reclaimer.started : now, [A.reclaimRenewed]: now,
+      [ANNOTATION.reclaimer]: self.peer, [ANNOTATION.reclaimerNode]: self.node, [ANNOTATION.reclaimerNodeUid]: myUid,
+      [ANNOTATION.reclaimStarted]: r.reclaimer?.peer === self.peer && r.reclaimer.started ? r.reclaimer.started : now, [ANNOTATION.reclaimRenewed]: now,
     });
     const claimed = await api.replaceLease(namespace, claim);
     if (claimed === 'conflict') {

@@ -9,7 +9,7 @@
 import { WeftError } from '../../errors.ts';
 import { PEER_NAME } from '../../mesh/identity.ts';
 import {
-  A, CLAIM_LABEL, NO_RECLAIMER, RING_CLAIM, RING_RECORD, newPeerRecord, parsePeerRecord, recordName, withAnnotations,
+  ANNOTATION, CLAIM_LABEL, NO_RECLAIMER, RING_CLAIM, RING_RECORD, newPeerRecord, parsePeerRecord, recordName, withAnnotations,
   type KubePeersApi, type LeaseLike,
 } from './kube-objects.ts';
 
@@ -31,13 +31,13 @@ export async function ensureOwnRecord(
       if (created !== 'exists') return 'created';
     } else {
       const a = lease.metadata?.annotations ?? {};
-      const holds = a[A.peer];
+      const holds = a[ANNOTATION.peer];
       if (holds !== undefined && holds !== self.peer) {
         return { collision: `Lease ${namespace}/${name} holds peer ${JSON.stringify(holds.slice(0, 64))}, not this peer ${self.peer}` };
       }
       const r = parsePeerRecord(lease);
-      if (!('error' in r) && r.node === self.node && r.nodeUid === self.nodeUid && !r.reclaimer && a[A.reclaimer] === undefined) return 'unchanged';
-      const fixed = withAnnotations(lease, { ...NO_RECLAIMER, [A.peer]: self.peer, [A.nodeUid]: self.nodeUid }, self.node);
+      if (!('error' in r) && r.node === self.node && r.nodeUid === self.nodeUid && !r.reclaimer && a[ANNOTATION.reclaimer] === undefined) return 'unchanged';
+      const fixed = withAnnotations(lease, { ...NO_RECLAIMER, [ANNOTATION.peer]: self.peer, [ANNOTATION.nodeUid]: self.nodeUid }, self.node);
       fixed.metadata = { ...fixed.metadata, labels: { ...fixed.metadata?.labels, [CLAIM_LABEL]: 'mesh-peer' } };
       const replaced = await api.replaceLease(namespace, fixed);
       if (replaced !== 'conflict') return 'updated';
@@ -48,19 +48,19 @@ export async function ensureOwnRecord(
 }
 
 export function parseRingRecord(lease: LeaseLike): string[] | { error: string } {
-  const text = lease.metadata?.annotations?.[A.ringSeeds];
-  if (typeof text !== 'string' || text.length > MAX_SEEDS * 64) return { error: `annotation ${A.ringSeeds} is missing or too long` };
+  const text = lease.metadata?.annotations?.[ANNOTATION.ringSeeds];
+  if (typeof text !== 'string' || text.length > MAX_SEEDS * 64) return { error: `annotation ${ANNOTATION.ringSeeds} is missing or too long` };
   const seeds = [...new Set(text.split(',').map((s) => s.trim()).filter((s) => s !== ''))];
-  if (seeds.length === 0 || seeds.length > MAX_SEEDS) return { error: `annotation ${A.ringSeeds} must list 1 to ${MAX_SEEDS} peer names` };
+  if (seeds.length === 0 || seeds.length > MAX_SEEDS) return { error: `annotation ${ANNOTATION.ringSeeds} must list 1 to ${MAX_SEEDS} peer names` };
   const bad = seeds.find((s) => !PEER_NAME.test(s));
-  if (bad !== undefined) return { error: `annotation ${A.ringSeeds}: ${JSON.stringify(bad.slice(0, 64))} is not a peer name` };
+  if (bad !== undefined) return { error: `annotation ${ANNOTATION.ringSeeds}: ${JSON.stringify(bad.slice(0, 64))} is not a peer name` };
   return seeds.sort();
 }
 
 export function newRingRecord(namespace: string, seeds: readonly string[], node: string): LeaseLike {
   return {
     apiVersion: 'coordination.k8s.io/v1', kind: 'Lease',
-    metadata: { name: RING_RECORD, namespace, labels: { [CLAIM_LABEL]: RING_CLAIM }, annotations: { [A.ringSeeds]: [...seeds].sort().join(',') } },
+    metadata: { name: RING_RECORD, namespace, labels: { [CLAIM_LABEL]: RING_CLAIM }, annotations: { [ANNOTATION.ringSeeds]: [...seeds].sort().join(',') } },
     spec: { holderIdentity: node },
   };
 }
