@@ -97,7 +97,7 @@ export class KubePeers implements MeshPeerSource {
   readonly #logged = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #reconcileQueued = false;
-  #busy = false;
+  #inflight: Promise<void> | undefined;
   #again = false;
   #stopped = false;
   #wake: (() => void) | undefined;
@@ -147,10 +147,7 @@ export class KubePeers implements MeshPeerSource {
     const choice = this.#choice!;
     let init: IpallocInit;
     if (this.#o.ipallocInit === undefined || this.#o.ipallocInit === '') {
-      const ring = await ringSeeds(this.#client, this.#o.namespace, savedRing ?? [this.#peer], this.#o.nodeName);
-      if (ring.created) this.#log.info({ seeds: ring.seeds }, `created the cluster's ring record ${this.#o.namespace}/mesh-ring`);
-      if (savedRing && ring.seeds.join(',') !== [...savedRing].sort().join(',')) this.#ringMismatch(ring.seeds, savedRing);
-      init = { mode: 'seed', names: ring.seeds };
+      init = { mode: 'seed', names: await this.#clusterRing(this.#client, savedRing) };
     } else {
       // consensus without a number counts the whole cluster: every Node, this one included.
       init = parseIpallocInit(this.#o.ipallocInit, choice.nodes.size + (choice.nodes.has(this.#o.nodeName) ? 0 : 1));
@@ -159,10 +156,27 @@ export class KubePeers implements MeshPeerSource {
     return { targets: this.#targets(), init };
   }
 
+  /** The ring record's seeds. A node with a saved ring keeps it whatever the record says (and reports a difference). */
+  async #clusterRing(client: KubeClient, savedRing: readonly string[] | null): Promise<string[]> {
+    let ring: { seeds: string[]; created: boolean };
+    try {
+      ring = await ringSeeds(client, this.#o.namespace, savedRing ?? [this.#peer], this.#o.nodeName);
+    } catch (e) {
+      if (!savedRing || !isWeftError(e, 'WEFT_MESH_STATE')) throw e;
+      this.#problem('ring', `${(e as Error).message}; this node keeps its saved ring`);
+      return [...savedRing];
+    }
+    if (ring.created) this.#log.info({ seeds: ring.seeds }, `created the cluster's ring record ${this.#o.namespace}/mesh-ring`);
+    if (savedRing && ring.seeds.join(',') !== [...savedRing].sort().join(',')) this.#ringMismatch(ring.seeds, savedRing);
+    return ring.seeds;
+  }
+
   /** The API is down but this node has a ring: run on the targets saved last time, and recover later. */
   #prepareOffline(savedRing: readonly string[], message: string): Partial<Pick<MeshNodeOptions, 'targets' | 'init'>> {
     const saved = loadTargets(this.#dir, this.#refuse) ?? [];
     this.#targetsKey = keyOf(saved);
+    // No Nodes known yet: nothing is reclaimed until the watch has listed them.
+    this.#choice = { targets: saved, nodes: new Map(), refused: [], candidates: saved.length };
     this.#problem('api', `kubernetes API: ${message}; the mesh runs on the ${saved.length} peer(s) saved last time until it is back`);
     const targets = uniqueTargets([...this.#o.staticTargets, ...saved]);
     const init = this.#o.ipallocInit ? parseIpallocInit(this.#o.ipallocInit, targets.length + 1) : { mode: 'seed' as const, names: [...savedRing] };
@@ -290,23 +304,30 @@ export class KubePeers implements MeshPeerSource {
     this.#queueReconcile();
   }
 
+  /** One pass at a time; a change during a pass queues one more after it. */
   #queueReconcile(): void {
+    if (this.#inflight) {
+      this.#again = true;
+      return;
+    }
     if (this.#reconcileQueued || this.#stopped) return;
     this.#reconcileQueued = true;
     setImmediate(() => {
       this.#reconcileQueued = false;
-      void this.#reconcile();
+      if (this.#inflight) return;
+      this.#inflight = this.#reconcile().finally(() => {
+        this.#inflight = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.#queueReconcile();
+        }
+      });
     });
   }
 
   /** Level-triggered: own record, ring record, then the reclaims; each pass reads only caches unless something differs. */
   async #reconcile(): Promise<void> {
     if (this.#stopped || !this.#client || !this.#host || !this.#synced.nodes || !this.#synced.records) return;
-    if (this.#busy) {
-      this.#again = true;
-      return;
-    }
-    this.#busy = true;
     try {
       const nodeUid = this.#choice?.nodes.get(this.#o.nodeName);
       if (!nodeUid) {
@@ -326,12 +347,6 @@ export class KubePeers implements MeshPeerSource {
       this.#recovered('reconcile');
     } catch (e) {
       this.#problem('reconcile', `mesh peer records: ${(e as Error).message}`);
-    } finally {
-      this.#busy = false;
-      if (this.#again) {
-        this.#again = false;
-        this.#queueReconcile();
-      }
     }
   }
 
@@ -364,14 +379,14 @@ export class KubePeers implements MeshPeerSource {
   }
 
   #problem(key: string, message: string): void {
-    if (this.#problems.get(key) === message) return;
+    if (this.#stopped || this.#problems.get(key) === message) return;
     this.#problems.set(key, message);
     // The runtime logs it (once) and lists it in the status.
     this.#events?.onProblem(`${PROBLEM}-${key}`, message);
   }
 
   #recovered(key: string): void {
-    if (!this.#problems.delete(key)) return;
+    if (this.#stopped || !this.#problems.delete(key)) return;
     this.#log.info({ key }, 'mesh kube peers: recovered');
     this.#events?.onRecovered(`${PROBLEM}-${key}`);
   }
@@ -412,6 +427,7 @@ export class KubePeers implements MeshPeerSource {
     this.#wake?.();
     if (this.#timer) clearInterval(this.#timer);
     await Promise.all(this.#watches.map((w) => w.stop()));
+    await this.#inflight;
     await this.#reclaimer?.stop();
   }
 }
