@@ -71,7 +71,7 @@ test('a port that accepts but never echoes fails naming the echo (an MTU symptom
   const silent = createServer((c) => c.on('data', () => undefined));
   const port = await listen(silent);
   try {
-    const r = await tcpProbe('127.0.0.1', port, { attempts: 1, timeoutMs: 300 });
+    const r = await tcpProbe('127.0.0.1', port, { attempts: 1, timeoutMs: 1500 });
     assert.equal(r.ok, false);
     assert.match(r.error ?? '', /connected, but the 4096-byte echo did not come back/);
     assert.equal((await tcpProbe('127.0.0.1', port, { attempts: 1, payloadBytes: 0 })).ok, true);

@@ -31,7 +31,7 @@ export function udpProbe(address: string, port: number, o: UdpOptions = {}): Pro
       resolve(r);
     };
     const send = (): void => {
-      if (tries >= attempts) return finish({ ok: false, error: lastError ?? `no answer to ${attempts} datagrams (${waitMs} ms each)`, nonce, attempts });
+      if (tries >= attempts) return finish({ ok: false, error: lastError ?? `no answer to ${attempts} datagram${attempts === 1 ? '' : 's'} (${waitMs} ms each)`, nonce, attempts });
       tries++;
       sentAt = process.hrtime.bigint();
       // A send that fails at once (no route: ENETUNREACH) counts as an unanswered try.
