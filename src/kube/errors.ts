@@ -2,6 +2,7 @@
 // client-node throws ApiException with .code (the HTTP status) and .body as the raw response
 // text, so the Status (reason, message) is parsed here; watch failures carry .statusCode;
 // transport failures are undici's "fetch failed" with the system error as .cause.
+import { STATUS_CODES } from 'node:http';
 import { WeftError, errnoCode } from '../errors.ts';
 
 export interface ApiFailure { code: number; reason: string | undefined; message: string | undefined }
@@ -73,7 +74,9 @@ export function kubeError(server: string, what: string, e: unknown): WeftError {
   if (f === undefined) {
     return new WeftError('WEFT_NOT_READY', `${head}: ${transportProblem(e)}; check that the API server is reachable from this node (KUBERNETES_SERVICE_HOST, --kube-api-url); weft retries`, { cause: e });
   }
-  const status = `HTTP ${f.code}${f.reason === undefined ? '' : ' ' + f.reason}${f.message === undefined ? '' : ': ' + f.message}`;
+  // client-node drops the body of a 401; the HTTP reason phrase stands in for the Status reason
+  const reason = f.reason ?? (f.message === undefined ? STATUS_CODES[f.code] : undefined);
+  const status = `HTTP ${f.code}${reason === undefined ? '' : ' ' + reason}${f.message === undefined ? '' : ': ' + f.message}`;
   if (f.code === 401) return new WeftError('WEFT_NOT_READY', `${head}: ${status}; the credentials were refused: check the ServiceAccount token (or the kubeconfig's user), and ${RBAC_HINT}`, { cause: e });
   if (f.code === 403) return new WeftError('WEFT_NOT_READY', `${head}: ${status}; ${RBAC_HINT}`, { cause: e });
   if (f.code === 429 || f.code >= 500) return new WeftError('WEFT_NOT_READY', `${head}: ${status}; the API server is overloaded or unavailable; weft retries`, { cause: e });

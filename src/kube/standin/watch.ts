@@ -25,7 +25,8 @@ const defaultTimeoutSeconds = (): number => 1800 + Math.floor(Math.random() * 18
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
 export class Watches {
-  private readonly open = new Set<ServerResponse>();
+  /** each open stream, with what stops its subscription */
+  private readonly open = new Map<ServerResponse, () => void>();
   private readonly store: Store;
   private readonly max: number;
 
@@ -59,9 +60,16 @@ export class Watches {
       res.end(JSON.stringify({ type: 'ERROR', object: backlog.status }) + '\n');
       return;
     }
-    this.open.add(res);
+    let unsubscribe = (): void => undefined;
+    const finish = (): void => {
+      clearTimeout(timer);
+      unsubscribe();
+      this.open.delete(res);
+    };
     const send = (type: string, object: unknown): void => {
+      if (res.writableEnded || res.destroyed) return;
       if (res.writableLength > MAX_BUFFERED_BYTES) {
+        finish();
         res.destroy();
         return;
       }
@@ -71,16 +79,14 @@ export class Watches {
       const out = this.translate(e, w);
       if (out !== undefined) send(out.type, out.object);
     };
-    const unsubscribe = this.store.subscribe(onEvent);
     const timer = setTimeout(() => {
       if (w.bookmarks) send('BOOKMARK', this.bookmark(w.resource));
+      finish();
       res.end();
     }, (w.timeoutSeconds ?? defaultTimeoutSeconds()) * 1000);
-    res.on('close', () => {
-      clearTimeout(timer);
-      unsubscribe();
-      this.open.delete(res);
-    });
+    unsubscribe = this.store.subscribe(onEvent);
+    this.open.set(res, finish);
+    res.on('close', finish);
     if (backlog === 'initial') {
       for (const o of this.store.list(w.resource, w.namespace)) if (w.matches(o)) send('ADDED', o);
     } else {
@@ -110,11 +116,17 @@ export class Watches {
 
   /** end every stream cleanly, as a server-side timeout does */
   endAll(): void {
-    for (const res of [...this.open]) res.end();
+    for (const [res, finish] of [...this.open]) {
+      finish();
+      res.end();
+    }
   }
 
   /** drop every stream without a clean end, as a crashed server or a cut link does */
   destroyAll(): void {
-    for (const res of [...this.open]) res.destroy();
+    for (const [res, finish] of [...this.open]) {
+      finish();
+      res.destroy();
+    }
   }
 }
