@@ -1,7 +1,35 @@
 // kube mode's factory: the agent's options turned into a KubeControlPlane.
-import { WeftError } from '../../errors.ts';
+import { hostname } from 'node:os';
+import type { Logger } from '../../log/logger.ts';
 import type { ControlPlane } from '../../agent/control-plane.ts';
+import type { AgentOptions } from '../../agent/options.ts';
+import { readSubnetEnv } from '../../subnet/subnet-env.ts';
+import { formatCidr } from '../../net/cidr.ts';
+import { KubeControlPlane, type KubeSession } from './kube-control-plane.ts';
 
-export function kubeMode(): ControlPlane {
-  throw new WeftError('WEFT_INVALID_CONFIG', '--store kube is being built in this change');
+function previousSubnet(path: string): string | undefined {
+  try {
+    const env = readSubnetEnv(path);
+    return env.subnet ? formatCidr(env.subnet) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Loaded only here: etcd and mesh nodes never pay for the Kubernetes client. */
+export async function connectSession(opts: Pick<AgentOptions, 'kubeconfigFile' | 'kubeApiUrl'>, log: Logger): Promise<KubeSession> {
+  const [{ connectKube }, { Reflector }] = await Promise.all([import('../../kube/client.ts'), import('../../kube/reflector.ts')]);
+  const client = await connectKube({
+    ...(opts.kubeconfigFile ? { kubeconfigFile: opts.kubeconfigFile } : {}), ...(opts.kubeApiUrl ? { apiUrl: opts.kubeApiUrl } : {}),
+  });
+  return { client, reflect: (what) => new Reflector({ client, log, ...what }) };
+}
+
+export function kubeMode(opts: AgentOptions, log: Logger, _version: string): ControlPlane {
+  return new KubeControlPlane({
+    connect: () => connectSession(opts, log),
+    nodeName: opts.nodeName ?? hostname().toLowerCase(),
+    namespace: opts.kubeNamespace, configMap: opts.kubeConfigMap, annotationPrefix: opts.kubeAnnotationPrefix,
+    previousSubnet: previousSubnet(opts.subnetFile), configPollMs: opts.reconcileSeconds * 1000, log,
+  });
 }
