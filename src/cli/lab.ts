@@ -46,9 +46,9 @@ export function registerLab(program: Command): void {
     .option('--nodes <n>', 'number of nodes (alternating zones a and b)', wholeNumber, 2)
     .option('--pods-per-node <k>', 'pods to attach on each node', wholeNumber, 2)
     .addOption(new Option('--cni <plugin>', 'CNI plugin: weft (build/weft-cni) or bridge (/usr/lib/cni/bridge + host-local)').choices(CNI_KINDS).default('weft'))
-    .addOption(new Option('--store <store>', 'none: the lab plans each node\'s subnet.env; etcd: an etcd member (weft-<name>-etcd) and a `weft agent` per node, which lease subnets, route between nodes and masquerade; mesh: a `weft agent --store mesh` per node and no etcd, the agents sharing the range over their mesh').choices(STORE_KINDS).default('none'))
+    .addOption(new Option('--store <store>', 'none: the lab plans each node\'s subnet.env; etcd: an etcd member (weft-<name>-etcd) and a `weft agent` per node, which lease subnets, route between nodes and masquerade; kube: weft\'s stand-in API server (not Kubernetes) with a Node per lab node and a `weft agent --store kube` per node, which claim subnets through it; mesh: a `weft agent --store mesh` per node and no etcd, the agents sharing the range over their mesh').choices(STORE_KINDS).default('none'))
     .addOption(new Option('--etcd-api <api>', 'store etcd: the API the network config is written with and the agents use (default v3)').choices(ETCD_APIS))
-    .addOption(new Option('--backend <type>', 'store etcd: Backend.Type of the network config (default vxlan)').choices(LAB_BACKENDS))
+    .addOption(new Option('--backend <type>', 'store etcd or kube: Backend.Type of the network config (default vxlan)').choices(LAB_BACKENDS))
     .option('--lease-ttl <duration>', 'store etcd: the agents\' --subnet-lease-ttl, e.g. 30s (default), 5m')
     .option('--ipalloc-range <cidr>', `store mesh: the range the agents share, the cluster network (default ${DEFAULT_IPALLOC_RANGE})`)
     .option('--ipalloc-block <prefix>', `store mesh: the prefix length of the blocks it is shared in (default ${DEFAULT_IPALLOC_BLOCK})`, wholeNumber)
@@ -93,7 +93,7 @@ export function registerLab(program: Command): void {
     .command('check')
     .description('ping between pods, nodes and gateways inside the lab (pod-outside: UDP, checking the source outside sees); exits 1 when any probe fails')
     .addOption(nameOption())
-    .option('--kinds <kinds>', `probe kinds, comma-separated, or "all" (default: all with --store etcd or mesh, else ${DEFAULT_KINDS.join(',')}); all kinds: ${PROBE_KINDS.join(', ')}`, probeKinds)
+    .option('--kinds <kinds>', `probe kinds, comma-separated, or "all" (default: all with --store etcd, kube or mesh, else ${DEFAULT_KINDS.join(',')}); all kinds: ${PROBE_KINDS.join(', ')}`, probeKinds)
     .option('--json', 'print {"probes":[{from,to,kind,ok,rtt_ms}],"passed":N,"failed":M,"skipped":[{kind,reason}]}; pod-outside probes add source_seen and expected_source')
     .action(async (o: { name: string; kinds?: ProbeKind[]; json?: boolean }) => {
       const { labCheck, renderCheckMatrix } = await loadLab();
@@ -149,7 +149,7 @@ const nodeList = (value: string, previous: string[] = []): string[] => [...previ
 
 /** `lab node …`, `lab pod add`, `lab partition`, `lab heal`, `lab rmpeer`: changing a running lab (agent stores; partition: mesh). */
 function registerNodeCommands(lab: Command): void {
-  const node = lab.command('node').description('start, stop, restart or remove nodes\' agents in a lab with --store etcd or mesh');
+  const node = lab.command('node').description('start, stop, restart or remove nodes\' agents in a lab with --store etcd, kube or mesh');
   const progress = (line: string): void => void process.stderr.write(`${line}\n`);
 
   node
@@ -196,7 +196,7 @@ function registerNodeCommands(lab: Command): void {
 
   node
     .command('remove')
-    .description('take nodes out as a dead machine: SIGKILL the agent, delete the node\'s and its pods\' namespaces (no CNI DEL); the other nodes still list it as a peer (`lab rmpeer`)')
+    .description('take nodes out as a dead machine: SIGKILL the agent, delete the node\'s and its pods\' namespaces (no CNI DEL); the other nodes still list it as a peer (`lab rmpeer`); with --store kube its Node is deleted from the API too')
     .addOption(nameOption())
     .argument('<nodes...>', 'n<i>')
     .action(async (nodes: string[], o: { name: string }) => {

@@ -42,6 +42,26 @@ export function agentArgv(a: AgentArgs): string[] {
   ];
 }
 
+export interface KubeAgentArgs {
+  weft: readonly string[];
+  /** The kubeconfig the lab's API server wrote. */
+  kubeconfig: string;
+  files: NodeFiles;
+}
+
+/** store kube: the agent claims its subnet through the lab's API server (its Node name comes from NODE_NAME). */
+export function kubeAgentArgv(a: KubeAgentArgs): string[] {
+  return [
+    ...a.weft, 'agent',
+    '--store', 'kube',
+    '--kubeconfig-file', a.kubeconfig,
+    '--subnet-file', a.files.subnetEnv,
+    '--status-socket', a.files.agentSocket,
+    '--lock-file', a.files.agentLock,
+    '--ip-masq',
+  ];
+}
+
 /** The agent's environment: its node name (the agent reports NODE_NAME, as flanneld reads it). */
 export function agentEnv(nodeName: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   return { ...env, NODE_NAME: nodeName };

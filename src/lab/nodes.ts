@@ -8,7 +8,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WeftError } from '../errors.ts';
-import { agentArgv, agentEnv, agentStatus, leaseOf, startNodeAgent } from './agent.ts';
+import { agentArgv, agentEnv, agentStatus, kubeAgentArgv, leaseOf, startNodeAgent } from './agent.ts';
+import { kubeAdmin } from './kube.ts';
 import { weftConflist, type Conflist } from './cni-config.ts';
 import { mapLimit } from './concurrency.ts';
 import { ETCD_PREFIX } from './etcd.ts';
@@ -53,12 +54,13 @@ export function meshNodeArgv(state: LabState, node: NodePlan, weft: readonly str
 function agentCommand(state: LabState, node: NodePlan, password: PasswordChoice): string[] {
   const weft = weftLauncher().argv;
   if (state.store === 'mesh') return meshNodeArgv(state, node, weft, password);
+  if (password !== 'lab') throw new WeftError('WEFT_LAB', '--password and --no-password are for mesh labs (lab up --store mesh)');
+  if (state.store === 'kube' && state.kube !== undefined) return kubeAgentArgv({ weft, kubeconfig: state.kube.kubeconfig, files: nodeFiles(node.dir) });
   if (state.store === 'etcd' && state.etcd !== undefined && state.topology.etcd) {
-    if (password !== 'lab') throw new WeftError('WEFT_LAB', '--password and --no-password are for mesh labs (lab up --store mesh)');
     const e = state.etcd;
     return agentArgv({ weft, etcd: state.topology.etcd, api: e.api, prefix: e.prefix || ETCD_PREFIX, leaseTtl: e.leaseTtl, files: nodeFiles(node.dir) });
   }
-  throw new WeftError('WEFT_LAB', `lab ${state.name} runs no agents (store ${state.store ?? 'none'}); \`lab node\` starts and stops agents of labs made with --store etcd or --store mesh`);
+  throw new WeftError('WEFT_LAB', `lab ${state.name} runs no agents (store ${state.store ?? 'none'}); \`lab node\` starts and stops agents of labs made with --store etcd, kube or mesh`);
 }
 
 const agentEnvFor = (state: LabState, node: NodePlan): NodeJS.ProcessEnv => (state.store === 'mesh' ? meshAgentEnv(node.name) : agentEnv(node.name));
@@ -211,6 +213,8 @@ export async function labNodeRestart(name: string, nodes: readonly string[], o: 
  * Takes nodes out as a machine that died would go: the agent SIGKILLed (no goodbye to its
  * peers), everything in the node's and its pods' namespaces stopped, those namespaces deleted
  * (no CNI DEL). The other nodes' agents keep the node in their peer lists, as they would.
+ * With the kube store the Node is then deleted from the API, as a cloud's node controller
+ * deletes the Node of a terminated instance.
  */
 export async function labNodeRemove(name: string, nodes: readonly string[], o: { stateRoot?: string } = {}): Promise<void> {
   const stateRoot = o.stateRoot ?? LAB_STATE_ROOT;
@@ -228,6 +232,7 @@ export async function labNodeRemove(name: string, nodes: readonly string[], o: {
       delete s.daemonPids[node.name];
       s.namespaces = s.namespaces.filter((ns) => !namespaces.includes(ns));
     });
+    if (state.store === 'kube' && state.topology.etcd) await kubeAdmin(state.topology.etcd, 'delete-node', [node.name]);
   }
 }
 

@@ -46,6 +46,7 @@ function sourceNote(p: CheckReport['probes'][number]): string {
 }
 
 function storeDetail(s: LabStatus): string {
+  if (s.store === 'kube') return `, store kube (weft's stand-in API server, backend ${s.etcd?.backend ?? '?'}) with an agent per node`;
   if (s.store === 'etcd') return `, store etcd (${s.etcd?.api ?? '?'} API, backend ${s.etcd?.backend ?? '?'}) with an agent per node`;
   if (s.store === 'mesh' && s.mesh !== null) {
     const m = s.mesh;

@@ -26,7 +26,7 @@ export interface DaemonState {
   pid: number;
   ready: boolean;
   /** What it is; absent in labs made before agents: a cni-server. */
-  kind?: 'cni-server' | 'agent' | 'etcd';
+  kind?: 'cni-server' | 'agent' | 'etcd' | 'apiserver';
   /** The command it runs, as started (agents): `lab node restart` starts the same one again. */
   argv?: string[];
 }
@@ -53,6 +53,15 @@ export interface EtcdStoreState {
   networkConfig: string;
   /** The agents' --subnet-lease-ttl. */
   leaseTtl: string;
+}
+
+/** store kube: the lab's API server (the stand-in) and what the lab wrote to it. */
+export interface KubeStoreState {
+  backend: LabBackend;
+  /** net-conf.json in the ConfigMap. */
+  networkConfig: string;
+  /** The kubeconfig every agent gets (--kubeconfig-file). */
+  kubeconfig: string;
 }
 
 /** What a node's agent reported once it was ready. */
@@ -83,6 +92,8 @@ export interface LabState {
   etcd?: EtcdStoreState;
   /** With the mesh store. */
   mesh?: MeshStoreState;
+  /** With the kube store. */
+  kube?: KubeStoreState;
   /** By node name, with an agent store: the lease each node's agent holds (as first reported; mesh: its first block). */
   leases?: Record<string, NodeLease>;
   /**
@@ -95,7 +106,7 @@ export interface LabState {
   topology: Topology;
   /** Namespaces created so far, in order. */
   namespaces: string[];
-  /** By node name; the etcd member's under "etcd". */
+  /** By node name; the etcd member's (or the kube store's API server's) under "etcd". */
   daemonPids: Record<string, DaemonState>;
   /** By pod name, once ADD succeeded. */
   pods: Record<string, PodState>;

@@ -30,7 +30,8 @@ export interface LabStatus {
   mesh: { range: string; blockPrefix: number; init: string | null; port: number; password: boolean; partition: string[] | null } | null;
   /** store etcd: the member, how the config was written, and whether it answers now. */
   etcd: {
-    name: 'etcd';
+    /** apiserver: the kube store's stand-in API server, on the same host. */
+    name: 'etcd' | 'apiserver';
     ns: string;
     address: string;
     endpoint: string;
@@ -178,16 +179,18 @@ async function etcdView(s: LabState): Promise<LabStatus['etcd']> {
   if (plan === undefined || plan === null) return null;
   const d = s.daemonPids.etcd;
   const alive = d === undefined ? false : await isAlive(d.pid);
+  const kube = s.store === 'kube';
   return {
-    name: 'etcd',
+    name: kube ? 'apiserver' : 'etcd',
     ns: plan.ns,
     address: plan.address,
     endpoint: plan.clientUrl,
     api: s.etcd?.api ?? '',
-    backend: s.etcd?.backend ?? '',
-    networkConfig: s.etcd?.networkConfig ?? '',
+    backend: s.etcd?.backend ?? s.kube?.backend ?? '',
+    networkConfig: s.etcd?.networkConfig ?? s.kube?.networkConfig ?? '',
     pid: d?.pid ?? null,
     alive,
-    healthy: alive && (await etcdHealthy(plan).catch(() => false)),
+    // The agents' own status says whether they reach the API server; etcd gets asked directly.
+    healthy: alive && (kube || (await etcdHealthy(plan).catch(() => false))),
   };
 }

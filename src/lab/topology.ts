@@ -15,7 +15,7 @@
 // (the cluster network) among themselves over their mesh.
 import { WeftError } from '../errors.ts';
 import { etcdNs, nodeNs, outsideNs, podNs, routerNs, zoneNs } from './names.ts';
-import type { StoreKind } from './store-kinds.ts';
+import { KUBE_API_PORT, type StoreKind } from './store-kinds.ts';
 
 export const CLUSTER_NETWORK = '10.16.0.0/16';
 export const POD_MTU = 1450;
@@ -90,7 +90,7 @@ export interface Topology {
   nodeZones?: number;
   router: { ns: string; outsideIf: string; outsideAddress: string };
   outside: { ns: string; address: string; subnet: string };
-  /** The etcd member, with the etcd store; null (or absent, in older labs) otherwise. */
+  /** The control-plane host: the etcd member with the etcd store, the API server with the kube store; null (or absent, in older labs) otherwise. */
   etcd?: EtcdPlan | null;
   nodes: NodePlan[];
 }
@@ -168,9 +168,12 @@ export function calcTopology(o: TopologyOptions): Topology {
     nodeZones: zoneCount,
     router: { ns: routerNs(o.name), outsideIf: 'eth-out', outsideAddress: ROUTER_OUTSIDE_ADDRESS },
     outside: { ns: outsideNs(o.name), address: OUTSIDE_ADDRESS, subnet: OUTSIDE_SUBNET },
-    etcd: o.store !== 'etcd'
-      ? null
-      : { ns: etcdNs(o.name), zone: 'a', address: ETCD_ADDRESS, gateway: '172.31.1.1', clientUrl: `http://${ETCD_ADDRESS}:${ETCD_CLIENT_PORT}`, dir: `${o.labDir}/etcd` },
+    // The control-plane host: etcd's member, or with store kube the API server (same host, same namespace).
+    etcd: o.store === 'etcd'
+      ? { ns: etcdNs(o.name), zone: 'a', address: ETCD_ADDRESS, gateway: '172.31.1.1', clientUrl: `http://${ETCD_ADDRESS}:${ETCD_CLIENT_PORT}`, dir: `${o.labDir}/etcd` }
+      : o.store === 'kube'
+        ? { ns: etcdNs(o.name), zone: 'a', address: ETCD_ADDRESS, gateway: '172.31.1.1', clientUrl: `http://${ETCD_ADDRESS}:${KUBE_API_PORT}`, dir: `${o.labDir}/apiserver` }
+        : null,
     nodes,
   };
 }

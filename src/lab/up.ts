@@ -7,7 +7,8 @@ import { silentLogger, type Logger } from '../log/logger.ts';
 import { writeFileAtomic } from './atomic-write.ts';
 import { weftLauncher } from './launcher.ts';
 import { requireRoot } from './root.ts';
-import { agentArgv, agentEnv, agentStatus, DEFAULT_LEASE_TTL, leaseOf, startNodeAgent } from './agent.ts';
+import { agentArgv, agentEnv, agentStatus, DEFAULT_LEASE_TTL, kubeAgentArgv, leaseOf, startNodeAgent } from './agent.ts';
+import { apiServerFiles, kubeAdmin, startLabApiServer } from './kube.ts';
 import { calcConflist, CNI_KINDS, nodeSubnetEnv, weftConflist, type CniKind, type Conflist } from './cni-config.ts';
 import { writeSubnetEnv } from '../subnet/subnet-env.ts';
 import { parseDuration } from '../agent/options.ts';
@@ -21,7 +22,9 @@ import { BRIDGE_PLUGIN, LAB_STATE_ROOT, labDir, labPasswordFile, nodeFiles, WEFT
 import { attachPod } from './pods.ts';
 import { startDaemon } from './processes.ts';
 import { StateWriter, STATE_VERSION, type LabState, type NodeLease } from './state.ts';
-import { ETCD_APIS, hasAgents, LAB_BACKENDS, MESH_PORT, STORE_KINDS, type EtcdApi, type LabBackend, type StoreKind } from './store-kinds.ts';
+import {
+  ETCD_APIS, hasAgents, hasControlHost, KUBE_CONFIG_MAP, KUBE_NAMESPACE, LAB_BACKENDS, MESH_PORT, STORE_KINDS, type EtcdApi, type LabBackend, type StoreKind,
+} from './store-kinds.ts';
 import { calcTopology, plannedSubnet, validateCounts, validateZones, ZONES, type EtcdPlan, type NodePlan } from './topology.ts';
 import { setupEtcdHost, setupNodeUplink, setupOutside, setupRouter, setupZones } from './underlay.ts';
 
@@ -100,10 +103,12 @@ async function resolve(o: LabUpOptions): Promise<Resolved> {
   if (!CNI_KINDS.includes(cni)) throw new WeftError('WEFT_LAB', `--cni must be one of ${CNI_KINDS.join(', ')}, got ${String(cni)}`);
   const store = o.store ?? 'none';
   if (!STORE_KINDS.includes(store)) throw new WeftError('WEFT_LAB', `--store must be one of ${STORE_KINDS.join(', ')}, got ${String(store)}`);
-  if (store !== 'etcd' && (o.etcdApi !== undefined || o.backend !== undefined || o.leaseTtl !== undefined)) {
+  if (store !== 'etcd' && (o.etcdApi !== undefined || o.leaseTtl !== undefined || (store !== 'kube' && o.backend !== undefined))) {
     throw new WeftError('WEFT_LAB', store === 'mesh'
       ? '--etcd-api, --backend and --lease-ttl configure etcd mode; mesh agents have no etcd and always carry pods over VXLAN on UDP 6784'
-      : '--etcd-api, --backend and --lease-ttl configure the agents, which run only with --store etcd');
+      : store === 'kube'
+        ? '--etcd-api and --lease-ttl configure etcd mode; kube-store claims do not expire (--backend applies)'
+        : '--etcd-api, --backend and --lease-ttl configure the agents, which run only with --store etcd or kube');
   }
   const meshOnly = [o.ipallocRange, o.ipallocBlock, o.ipallocInit, o.password, o.start].some((v) => v !== undefined);
   if (store !== 'mesh' && meshOnly) throw new WeftError('WEFT_LAB', '--ipalloc-range, --ipalloc-block, --ipalloc-init, --password and --start configure mesh agents: add --store mesh');
@@ -119,7 +124,7 @@ async function resolve(o: LabUpOptions): Promise<Resolved> {
   if (!/^\d+(s|m|h)$/.test(leaseTtl) || parseDuration('lease-ttl', leaseTtl, 1) <= 10) {
     throw new WeftError('WEFT_LAB', `--lease-ttl must be a duration longer than the agents' 10s renew margin, e.g. 30s or 5m; got ${leaseTtl}`);
   }
-  const zones = o.zones ?? (store === 'etcd' && backend === 'host-gw' ? 1 : ZONES.length);
+  const zones = o.zones ?? (hasControlHost(store) && backend === 'host-gw' ? 1 : ZONES.length);
   validateZones(zones);
   if (hasAgents(store) && o.daemons === false) {
     throw new WeftError('WEFT_LAB', `--no-daemon cannot go with --store ${store}: each node's \`weft agent\` is what leases its subnet (and serves its CNI requests)`);
@@ -188,6 +193,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
     ...(r.store === 'etcd'
       ? { etcd: { api: r.etcdApi, backend: r.backend, prefix: ETCD_PREFIX, networkConfig: networkConfig(topology.clusterNetwork, r.backend), leaseTtl: r.leaseTtl }, leases: {} }
       : {}),
+    ...(r.store === 'kube' && etcd !== null
+      ? { kube: { backend: r.backend, networkConfig: networkConfig(topology.clusterNetwork, r.backend), kubeconfig: apiServerFiles(etcd.dir).kubeconfig }, leases: {} }
+      : {}),
     ...(r.mesh !== null
       ? {
           mesh: { range: r.mesh.range, blockPrefix: r.mesh.blockPrefix, init: r.mesh.init, port: MESH_PORT, passwordFile: r.mesh.password === null ? null : labPasswordFile(r.dir) },
@@ -213,10 +221,11 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
     await setupRouter(topology, onNamespace);
     await setupOutside(topology, onNamespace);
     progress(`underlay: zones ${topology.zones.map((z) => `${z.zone} ${z.subnet}`).join(', ')}, router, outside ${topology.outside.address}`);
-    if (r.store === 'etcd' && r.backend === 'host-gw' && r.zones > 1 && r.nodes > 1) {
+    if (hasControlHost(r.store) && r.backend === 'host-gw' && r.zones > 1 && r.nodes > 1) {
       progress('warning: host-gw routes to each peer node directly, so it needs all nodes on one L2 segment: nodes in different zones cannot reach each other\'s pods (`lab check` shows those pairs failing; --zones 1 puts every node in zone a)');
     }
-    if (etcd !== null) await setupEtcd(etcd);
+    if (etcd !== null && r.store === 'kube') await setupApiServer(etcd);
+    else if (etcd !== null) await setupEtcd(etcd);
     if (r.mesh !== null) {
       await setupMesh(r.mesh);
     } else {
@@ -225,7 +234,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
         await attachPods(node, conflist);
       });
     }
-    if (r.store === 'etcd') await waitForPeers(topology.nodes);
+    if (hasControlHost(r.store)) await waitForPeers(topology.nodes);
     state.phase = 'ready';
     await save();
     log.info({ lab: r.name, nodes: r.nodes, pods: Object.keys(state.pods).length }, 'lab up');
@@ -317,6 +326,22 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
     progress(`etcd ${plan.clientUrl} (pid ${pid}): ${ETCD_PREFIX}/config = ${config} (${r.etcdApi} API)`);
   }
 
+  /** store kube: the API server on the control-plane host, the ConfigMap, and a Node per lab node (as kubelets register them). */
+  async function setupApiServer(plan: EtcdPlan): Promise<void> {
+    await setupEtcdHost(topology, plan, onNamespace);
+    await mkdir(plan.dir, { recursive: true, mode: 0o700 });
+    const pid = await startLabApiServer(plan, async (started) => {
+      state.daemonPids.etcd = { pid: started, ready: false, kind: 'apiserver' };
+      await save();
+    });
+    state.daemonPids.etcd = { pid, ready: true, kind: 'apiserver' };
+    await save();
+    const config = networkConfig(topology.clusterNetwork, r.backend);
+    await kubeAdmin(plan, 'put-config', [KUBE_NAMESPACE, KUBE_CONFIG_MAP, config]);
+    for (const node of topology.nodes) await kubeAdmin(plan, 'add-node', [node.name, node.address]);
+    progress(`API server (weft's stand-in, not Kubernetes) ${plan.clientUrl} (pid ${pid}): ConfigMap ${KUBE_NAMESPACE}/${KUBE_CONFIG_MAP} net-conf.json = ${config}; ${topology.nodes.length} Nodes registered`);
+  }
+
   /** The node's uplink, files and daemon (cni-server, or with store etcd its agent); resolves with the conflist written to its net.d. */
   async function setupNode(node: NodePlan): Promise<Conflist> {
     const files = nodeFiles(node.dir);
@@ -356,7 +381,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
   async function startAgent(node: NodePlan, files: NodeFiles, plan: EtcdPlan): Promise<NodeLease> {
     const pid = await startNodeAgent({
       node, files,
-      argv: agentArgv({ weft: weft.argv, etcd: plan, api: r.etcdApi, prefix: ETCD_PREFIX, leaseTtl: r.leaseTtl, files }),
+      argv: r.store === 'kube'
+        ? kubeAgentArgv({ weft: weft.argv, kubeconfig: apiServerFiles(plan.dir).kubeconfig, files })
+        : agentArgv({ weft: weft.argv, etcd: plan, api: r.etcdApi, prefix: ETCD_PREFIX, leaseTtl: r.leaseTtl, files }),
       env: agentEnv(node.name),
       timeoutMs: options.daemonReadyTimeoutMs ?? 30_000,
       onStarted: async (started) => {
