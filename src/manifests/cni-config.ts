@@ -6,7 +6,12 @@ import type { ManifestOptions } from './options.ts';
 /** Sorts before 10-aws.conflist (the VPC CNI's), 10-flannel.conflist and 10-weave.conflist: runtimes use the first file. */
 export const CONFLIST_NAME = '05-weft.conflist';
 export const CNI_VERSION = '1.0.0';
-export const NETWORK_NAME = 'weft';
+/**
+ * kube-flannel's network name: host-local keeps a network's addresses under
+ * <dataDir>/<name>, so a node switched from flannel in place shares its pods' records and no
+ * address flannel handed out is given again.
+ */
+export const NETWORK_NAME = 'cbr0';
 /** Where the agent writes subnet.env (flanneld's path: flannel tooling finds it there). */
 export const SUBNET_FILE = '/run/flannel/subnet.env';
 /** host-local's store layout, so a node that ran flannel keeps its pods' addresses. */

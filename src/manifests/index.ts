@@ -23,7 +23,7 @@ export function renderCommand(o: ManifestOptions): string {
   const args = ['weft', 'manifests', '--mode', o.mode];
   if (o.mode === 'etcd') args.push('--etcd-endpoints', o.etcdEndpoints.join(','));
   if (o.mode !== 'mesh' && o.network !== DEFAULT_NETWORK) args.push('--network', o.network);
-  if (o.backend !== (o.mode === 'mesh' ? 'auto' : 'vxlan')) args.push('--backend', o.backend);
+  if (o.backend !== 'vxlan') args.push('--backend', o.backend);
   if (o.mode === 'mesh' && o.ipallocRange !== DEFAULT_IPALLOC_RANGE) args.push('--ipalloc-range', o.ipallocRange);
   if (o.passwordSecret !== undefined) args.push('--password-secret', o.passwordSecret);
   if (o.image !== DEFAULT_IMAGE) args.push('--image', o.image);

@@ -152,7 +152,7 @@ test('the ConfigMap: a conflist the weft plugin accepts, chained with portmap; n
     const data = must(find(render(input), 'ConfigMap'), 'ConfigMap').data as Record<string, string>;
     const list = JSON.parse(must(data['cni-conf.json'], 'cni-conf.json')) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
     assert.equal(list.cniVersion, '1.0.0');
-    assert.equal(list.name, 'weft');
+    assert.equal(list.name, 'cbr0', "kube-flannel's network name: an in-place switch shares its address records");
     assert.deepEqual(list.plugins.map((p) => p.type), ['weft', 'portmap']);
     assert.deepEqual(list.plugins[1], { type: 'portmap', capabilities: { portMappings: true } });
     const weft = parsePluginConfig({ ...list.plugins[0], cniVersion: list.cniVersion, name: list.name });

@@ -145,7 +145,9 @@ export function resolveManifestOptions(input: ManifestInput): ManifestOptions {
     }
     etcdEndpoints = resolveAgentOptions({ etcdEndpoints: input.etcdEndpoints }, {}).etcdEndpoints;
   }
-  const backend = oneOf('backend', input.backend ?? (mode === 'mesh' ? 'auto' : 'vxlan'), BACKENDS);
+  // vxlan everywhere by default: direct routes (host-gw, auto) need the cloud to carry pod
+  // addresses between nodes, which EC2 refuses until each node's source/dest check is off.
+  const backend = oneOf('backend', input.backend ?? 'vxlan', BACKENDS);
   const network = input.network ?? DEFAULT_NETWORK;
   if (mode !== 'mesh') checkNetwork(network, backend);
   const ipallocRange = input.ipallocRange ?? DEFAULT_IPALLOC_RANGE;
