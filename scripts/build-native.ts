@@ -17,6 +17,8 @@ const out = join(root, 'build');
 mkdirSync(out, { recursive: true });
 const headers = dirname(createRequire(import.meta.url).resolve('node-api-headers/package.json'));
 
+const fallback = process.env.WEFT_CNI_BUILD_FALLBACK || join(root, 'bin', 'weft-cni-standalone');
+
 interface Target { output: string; sources: string[]; flags: string[] }
 const targets: Target[] = [
   {
@@ -27,8 +29,10 @@ const targets: Target[] = [
   {
     output: join(out, 'weft-cni'),
     sources: [join(root, 'src/cni/shim/weft-cni.c')],
-    // The standalone plugin this front end falls back to when no CNI server is running.
-    flags: ['-static', `-DWEFT_FALLBACK="${join(root, 'bin', 'weft-cni-standalone')}"`],
+    // The standalone plugin this front end falls back to when no CNI server is running: the
+    // checkout's, unless WEFT_CNI_BUILD_FALLBACK names another path or is "none" (the image's
+    // front end, installed on hosts that have no checkout: no fallback, a CNI error instead).
+    flags: ['-static', ...(fallback === 'none' ? [] : [`-DWEFT_FALLBACK="${fallback}"`])],
   },
 ];
 
