@@ -24,10 +24,15 @@ export type WatchEventHandler = (type: string, object: unknown) => void;
 
 const DEFAULT_TIMEOUT_MS = 15_000;
 
+/** The client-node API weft uses (src/kube/client-node.ts), loaded on first use. */
+export function loadClientNode(): Promise<ClientNode> {
+  return import('./client-node.ts');
+}
+
 /** In-cluster (ServiceAccount files + KUBERNETES_SERVICE_HOST/PORT) unless a kubeconfig file is
  *  given, else $KUBECONFIG/~/.kube/config. apiUrl overrides the server. No request is made. */
 export async function connectKube(o: KubeConnectOptions = {}): Promise<KubeClient> {
-  const k8s = await import('@kubernetes/client-node');
+  const k8s = await loadClientNode();
   const loaded = loadKubeConfig(k8s, o);
   return new KubeClient(k8s, loaded.kc, loaded.server, loaded.source, loaded.namespace, o.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS);
 }

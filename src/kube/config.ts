@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { WeftError } from '../errors.ts';
 
-export type ClientNode = typeof import('@kubernetes/client-node');
+export type ClientNode = typeof import('./client-node.ts');
 export const SERVICE_ACCOUNT_DIR = 'var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface LoadedConfig {
