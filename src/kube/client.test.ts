@@ -137,6 +137,9 @@ test('in-cluster: ServiceAccount token, ca.crt and namespace files + KUBERNETES_
   assert.equal(client.namespace, 'weft');
   assert.equal((await client.getNode('n1'))?.metadata?.name, 'n1');
   assert.ok(standin.requests.some((r) => r.path === '/api/v1/nodes/n1'));
+  const before = standin.connections;
+  for (let i = 0; i < 10; i++) await client.getNode('n1');
+  assert.ok(standin.connections - before <= 1, `10 requests opened ${standin.connections - before} TLS connections; one pool should serve them`);
 
   const wrongDir = join(dir, 'wrong', SERVICE_ACCOUNT_DIR);
   mkdirSync(wrongDir, { recursive: true });

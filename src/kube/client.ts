@@ -3,7 +3,7 @@
 // it. Every call has a timeout (a hung API server cannot hang the agent) and every failure is
 // a WeftError naming the server, what failed and what to do (src/kube/errors.ts). The few
 // outcomes callers branch on (AlreadyExists, Conflict, NotFound) are return values instead.
-import type { CoordinationV1Api, CoreV1Api, KubeConfig, V1ConfigMap, V1Lease, V1Node } from '@kubernetes/client-node';
+import type { CoordinationV1Api, CoreV1Api, KubeConfig, RequestContext, SecurityAuthentication, V1ConfigMap, V1Lease, V1Node } from '@kubernetes/client-node';
 import { loadKubeConfig, type ClientNode } from './config.ts';
 import { apiFailure, kubeError } from './errors.ts';
 
@@ -44,6 +44,32 @@ function is409(e: unknown, reason: string): boolean {
 
 const is404 = (e: unknown): boolean => apiFailure(e)?.code === 404;
 
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+/** how long one connection pool serves requests before the TLS settings (a rotated CA) are re-read */
+const DISPATCHER_REUSE_MS = 10 * 60_000;
+
+/** client-node builds a new connection pool for every request, so every call over HTTPS would
+ *  be a new TCP and TLS handshake; reuse one pool for a while instead. */
+function reusingDispatcher(config: KubeConfig): SecurityAuthentication {
+  let pool: { dispatcher: Dispatcher; since: number } | undefined;
+  return {
+    getName: () => 'weft: kubeconfig authentication, one connection pool',
+    applySecurityAuthentication: async (ctx: RequestContext) => {
+      await config.applySecurityAuthentication(ctx);
+      const fresh = ctx.getDispatcher();
+      if (fresh === undefined) return;
+      if (pool === undefined || Date.now() - pool.since > DISPATCHER_REUSE_MS) {
+        const old = pool?.dispatcher;
+        pool = { dispatcher: fresh, since: Date.now() };
+        void old?.close().catch(() => undefined);
+        return;
+      }
+      ctx.setDispatcher(pool.dispatcher);
+      void fresh.close().catch(() => undefined);
+    },
+  };
+}
+
 export class KubeClient {
   readonly server: string;
   /** the KubeConfig, for src/check and tests that need other APIs */
@@ -66,7 +92,7 @@ export class KubeClient {
     this.requestTimeoutMs = requestTimeoutMs;
     const configuration = k8s.createConfiguration({
       baseServer: new k8s.ServerConfiguration(server, {}),
-      authMethods: { default: config },
+      authMethods: { default: reusingDispatcher(config) },
       promiseMiddleware: [{
         pre: async (ctx) => {
           ctx.setHeaderParam('User-Agent', 'weft');

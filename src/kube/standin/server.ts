@@ -54,6 +54,7 @@ export class KubeStandin {
   private readonly logs = new Map<string, string>();
   private gcTimer: NodeJS.Timeout | undefined;
   private listeningUrl = '';
+  private connectionCount = 0;
   private up = true;
   private closed = false;
 
@@ -76,7 +77,13 @@ export class KubeStandin {
       },
     });
     this.server = o.tls === undefined ? http.createServer(h) : https.createServer({ cert: o.tls.cert, key: o.tls.key }, h);
+    this.server.on('connection', () => void this.connectionCount++);
     this.store.subscribe((e) => this.maybeScheduleGc(e));
+  }
+
+  /** TCP connections accepted so far (clients should reuse theirs) */
+  get connections(): number {
+    return this.connectionCount;
   }
 
   static async start(o: StandinOptions = {}): Promise<KubeStandin> {
