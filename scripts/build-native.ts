@@ -1,13 +1,13 @@
 // Builds what weft ships, into build/:
 //  - weft_native.node: the Node-API addon (netlink sockets, flock, SO_PEERCRED), with cc;
 //  - weft-cni: the static CNI front end that container runtimes exec, with cc;
-//  - weft.mjs: the CLI bundled into one file with esbuild, for the paths where start-up time
+//  - weft.mjs (+ chunks/): the CLI bundled with esbuild, for the paths where start-up time
 //    counts (the standalone CNI plugin); development runs the TypeScript sources directly.
 // Node-API headers come from the node-api-headers package, so no Node source download
 // is needed (this machine reaches only the npm and Debian registries).
 import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -45,9 +45,16 @@ for (const t of targets) {
 
 // Bundled CJS dependencies (pino) call require(); give the ESM bundle one.
 const banner = "import { createRequire as __weftCreateRequire } from 'node:module'; const require = __weftCreateRequire(import.meta.url);";
+// Code behind a dynamic import() goes into chunks of its own, loaded only when reached: the
+// Kubernetes client (~6 MB) is parsed only by kube-store and kube-peers agents, `weft check`
+// and the lab, not by every etcd-mode agent (BENCHMARKS.md, agent memory). Old chunks go first.
+rmSync(join(out, 'chunks'), { recursive: true, force: true });
 await build({
-  entryPoints: [join(root, 'src/cli/main.ts')],
-  outfile: join(out, 'weft.mjs'),
+  entryPoints: { weft: join(root, 'src/cli/main.ts') },
+  outdir: out,
+  outExtension: { '.js': '.mjs' },
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
   platform: 'node',
   format: 'esm',

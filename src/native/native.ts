@@ -30,13 +30,16 @@ export interface NativeAddon {
 }
 
 /**
- * Where the addon is: WEFT_NATIVE if set, else beside this module when it runs bundled
- * (build/weft.mjs sits next to build/weft_native.node), else in the checkout's build/.
+ * Where the addon is: WEFT_NATIVE if set, else beside the bundle when this module runs bundled
+ * (build/weft.mjs, or a chunk of it in build/chunks/, next to build/weft_native.node), else in
+ * the checkout's build/.
  */
 export function nativeAddonPath(): string {
   if (process.env.WEFT_NATIVE) return process.env.WEFT_NATIVE;
-  const here = fileURLToPath(new URL('./weft_native.node', import.meta.url));
-  if (existsSync(here)) return here;
+  for (const beside of ['./weft_native.node', '../weft_native.node']) {
+    const path = fileURLToPath(new URL(beside, import.meta.url));
+    if (existsSync(path)) return path;
+  }
   return join(fileURLToPath(new URL('../../', import.meta.url)), 'build', 'weft_native.node');
 }
 
