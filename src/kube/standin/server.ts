@@ -1,10 +1,28 @@
 // A stand-in API server for tests and the lab. It is NOT Kubernetes: it implements only the
-// paths and semantics weft relies on (nodes + nodes/status, configmaps, coordination.k8s.io/v1
-// leases, pods + pods/log, namespaces), with the real server's rules for each: one global
-// resourceVersion, AlreadyExists/Conflict/Invalid Status errors, list+watch with history and
-// 410 Expired, bookmarks, uid-based background garbage collection. Anything else answers 404
-// with a Status saying it is not implemented. Real HTTP (or HTTPS), so tests go through
-// @kubernetes/client-node exactly as the agent does.
+// paths and semantics weft relies on, with the real server's rules for each, over real HTTP
+// (or HTTPS) so that tests go through @kubernetes/client-node exactly as the agent does.
+//
+// Implemented: nodes (+ status), namespaces (+ status), configmaps, pods (+ status, + log fed
+// by setPodLog), coordination.k8s.io/v1 leases; GET, list, watch, POST, PUT, PATCH (merge,
+// strategic merge treated as merge, JSON patch), DELETE. One global resourceVersion; no bump
+// on no-op writes; create: server-set uid/creationTimestamp, AlreadyExists, 422 when a
+// resourceVersion is given; PUT: Conflict on a stale resourceVersion, 422 without one for
+// Leases (Nodes, ConfigMaps, Pods, Namespaces allow it); the status subresource keeps spec and
+// accepts metadata, the main endpoint keeps status; Node podCIDR may only go from "" to a value;
+// DELETE preconditions (uid, resourceVersion); label selectors (=, ==, !=, in, notin, exists)
+// and the field selectors the real server indexes; watch from "0" (synthetic ADDED) or from a
+// resourceVersion, 410 Expired as an ERROR event in a 200 stream once the history is exceeded,
+// DELETED with the last state at the deletion's resourceVersion, selector transitions as
+// ADDED/DELETED, timeoutSeconds, BOOKMARK at the timeout; background GC by ownerReference uid;
+// namespace deletion removes its objects; MicroTime (6 fractional digits) on Lease times;
+// Status error bodies; bearer token; bounded bodies (413), watches (429) and history.
+//
+// Not implemented (404/400/415 with a Status saying so): other kinds, discovery (/api,
+// /apis; typed clients never call it), server-side apply, dryRun, deletecollection,
+// Foreground/Orphan propagation, finalizers and graceful deletion (a Pod goes at once),
+// limit/continue paging (lists are whole), resourceVersionMatch, sendInitialEvents, RBAC
+// (any valid token may do anything), admission (no defaults beyond pods' Pending phase),
+// generation, managedFields, no scheduler and no kubelet (in-process actors play them).
 import http from 'node:http';
 import https from 'node:https';
 import { writeFileSync } from 'node:fs';
