@@ -35,7 +35,7 @@ RUN --mount=type=bind,source=node_modules,target=/src/node_modules \
 # ---- rootfs: Debian's tools, then only the files the image runs and the libraries they load ----
 FROM ${DEBIAN_IMAGE} AS rootfs
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables nftables containernetworking-plugins \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables nftables containernetworking-plugins iputils-ping \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /
 COPY scripts/image/weft /usr/local/bin/weft
@@ -45,7 +45,8 @@ RUN collect-rootfs /rootfs \
       /usr/bin/dash \
       /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi /usr/lib/x86_64-linux-gnu/xtables \
       /usr/sbin/nft \
-      /usr/lib/cni/portmap /usr/lib/cni/loopback
+      /usr/lib/cni/portmap /usr/lib/cni/loopback \
+      /usr/bin/ping
 
 # ---- the image ----
 FROM scratch

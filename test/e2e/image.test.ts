@@ -82,7 +82,7 @@ async function checkContents(): Promise<void> {
   assert.equal((await mustPodman([...base, IMAGE, '--version'])).trim(), version);
 
   const present = ['/usr/local/bin/weft', '/usr/local/bin/node', '/opt/weft/build/weft.mjs', '/opt/weft/build/weft_native.node', '/opt/weft/build/weft-cni',
-    '/usr/lib/cni/portmap', '/usr/lib/cni/loopback', '/usr/sbin/iptables', '/usr/sbin/iptables-legacy', '/usr/sbin/iptables-nft-restore', '/usr/sbin/nft'];
+    '/usr/lib/cni/portmap', '/usr/lib/cni/loopback', '/usr/sbin/iptables', '/usr/sbin/iptables-legacy', '/usr/sbin/iptables-nft-restore', '/usr/sbin/nft', '/usr/bin/ping'];
   const absent = ['/usr/bin/gcc', '/usr/bin/cc', '/usr/bin/npm', '/usr/bin/apt-get', '/usr/bin/dpkg', '/opt/weft/src', '/opt/weft/node_modules', '/usr/lib/node_modules'];
   const script = [...present.map((p) => `[ -e ${p} ] || echo missing ${p}`), ...absent.map((p) => `[ ! -e ${p} ] || echo unwanted ${p}`)].join('; ');
   assert.equal((await mustPodman([...base, '--entrypoint', '/bin/sh', IMAGE, '-c', script])).trim(), '');
