@@ -154,6 +154,11 @@ export class KubeControlPlane implements ControlPlane {
       if (own.length > 0) return { source: 'claim', claim: own.sort((x, y) => x.name.localeCompare(y.name))[0]! };
       const taken = [...view.claims.values()].map((c) => c.subnet).concat(this.#podCidrs());
       const { free, total } = freeSubnets(range, taken);
+      if (free.length === 0 && view.orphans.length > 0) {
+        // Deleted Nodes' claims: the garbage collector frees them within seconds (or our sweep after its grace).
+        this.#sweepOrphans(view);
+        throw new WeftError('WEFT_NOT_READY', `every subnet is claimed, ${view.orphans.length} of them by Nodes that no longer exist: waiting for their claims to be collected`);
+      }
       if (free.length === 0) throw exhausted(range, total, view.claims.size);
       for (const subnet of candidateOrder(free, this.#o.nodeName, preferred === undefined ? undefined : parseCidr(preferred))) {
         const created = await this.#requireClient().createLease(this.#o.namespace, claimLease(this.#o.namespace, subnet, { name: this.#o.nodeName, uid }) as never);
@@ -216,11 +221,15 @@ export class KubeControlPlane implements ControlPlane {
     });
     let resolveFirst: () => void = () => undefined;
     const first = new Promise<void>((r) => { resolveFirst = r; });
+    // Both sets must have arrived before the first view: a view with the Nodes but not yet the
+    // claims would take this node's own claim for deleted.
+    const arrived = new Set<string>();
     const watch = (key: string, set: (m: ReadonlyMap<string, never>) => void) => ({
       onSync: (objects: ReadonlyMap<string, never>) => {
         if (this.#stopped) return;
         set(objects);
-        if (this.#nodes?.synced && this.#claims?.synced && this.#onSync()) resolveFirst();
+        arrived.add(key);
+        if (arrived.size === 2 && this.#onSync()) resolveFirst();
       },
       onError: (message: string) => { if (!this.#stopped) this.#events?.onProblem(key, message); },
       onHealthy: () => { if (!this.#stopped) this.#events?.onRecovered(key); },
