@@ -2,7 +2,7 @@
 // src/kube found: each with a timeout, each abortable (an interrupted check stops waiting at
 // once), each failure a WeftError naming the server and the call (src/kube/errors.ts).
 import type { CoreV1Api, V1Namespace, V1Node, V1Pod } from '@kubernetes/client-node';
-import { connectKube, type KubeClient } from '../kube/client.ts';
+import { connectKube, loadClientNode, type KubeClient } from '../kube/client.ts';
 import { apiFailure, kubeError } from '../kube/errors.ts';
 
 export interface CheckApi {
@@ -77,7 +77,7 @@ class ClientNodeCheckApi implements CheckApi {
 
 /** The API of the cluster `kube` is connected to, with its credentials and TLS settings. */
 export async function checkApiFor(kube: KubeClient): Promise<CheckApi> {
-  const k8s = await import('@kubernetes/client-node');
+  const k8s = await loadClientNode(); // the parts weft uses, not the whole package
   const core = (signal: AbortSignal | undefined): CoreV1Api => {
     const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
     const configuration = k8s.createConfiguration({
