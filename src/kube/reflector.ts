@@ -34,6 +34,12 @@ export interface ReflectorOptions<T> {
   backoffMs?: [number, number];
   /** tests: silence after which the watchdog relists; default the watch timeout + 60 s */
   watchdogMs?: number;
+  /**
+   * What of each object to keep (its metadata.name and namespace must stay): a real Node is
+   * 10-50 KiB, mostly its image list, of which a store reads a few fields; keeping whole
+   * Nodes would cost every agent tens of MiB in a large cluster.
+   */
+  slim?: (obj: T) => T;
 }
 
 export interface ReflectorHandlers<T> {
@@ -163,7 +169,7 @@ export class Reflector<T extends { metadata?: V1ObjectMeta }> {
     }
     const next = new Map<string, T>();
     for (const item of list.items) {
-      const plain = JSON.parse(JSON.stringify(item)) as T;
+      const plain = this.slimmed(JSON.parse(JSON.stringify(item)) as T);
       const key = this.keyOf(plain);
       if (key !== undefined) next.set(key, plain);
     }
@@ -243,13 +249,17 @@ export class Reflector<T extends { metadata?: V1ObjectMeta }> {
     if (typeof rv === 'string' && rv !== '') this.rv = rv;
     if (key === undefined) return undefined;
     if (type === 'DELETED') this.objects.delete(key);
-    else if (this.objects.has(key) || this.objects.size < this.maxObjects) this.objects.set(key, obj as T);
+    else if (this.objects.has(key) || this.objects.size < this.maxObjects) this.objects.set(key, this.slimmed(obj as T));
     else if (!this.boundReported) {
       this.boundReported = true;
       this.report(`kubernetes API ${this.o.client.server}: ${this.o.path} has more than weft's bound of ${this.maxObjects} objects; ignoring the rest`);
     }
     this.scheduleSync();
     return undefined;
+  }
+
+  private slimmed(obj: T): T {
+    return this.o.slim === undefined ? obj : this.o.slim(obj);
   }
 
   private keyOf(obj: unknown): string | undefined {

@@ -5,6 +5,7 @@ import type { ControlPlane } from '../../agent/control-plane.ts';
 import type { AgentOptions } from '../../agent/options.ts';
 import { readSubnetEnv } from '../../subnet/subnet-env.ts';
 import { formatCidr } from '../../net/cidr.ts';
+import { slimFor } from '../../kube/slim.ts';
 import { KubeControlPlane, type KubeSession } from './kube-control-plane.ts';
 
 function previousSubnet(path: string): string | undefined {
@@ -22,7 +23,7 @@ export async function connectSession(opts: Pick<AgentOptions, 'kubeconfigFile' |
   const client = await connectKube({
     ...(opts.kubeconfigFile ? { kubeconfigFile: opts.kubeconfigFile } : {}), ...(opts.kubeApiUrl ? { apiUrl: opts.kubeApiUrl } : {}),
   });
-  return { client, reflect: (what) => new Reflector({ client, log, ...what }) };
+  return { client, reflect: (what) => new Reflector({ client, log, ...what, slim: slimFor(what.path) }) };
 }
 
 export function kubeMode(opts: AgentOptions, log: Logger, _version: string): ControlPlane {

@@ -13,6 +13,7 @@ import type { IpallocInit, MeshNodeOptions } from '../../mesh/node.ts';
 import { loadMeshState } from '../../mesh/state-file.ts';
 import type { KubeClient } from '../../kube/client.ts';
 import { Reflector } from '../../kube/reflector.ts';
+import { slimFor } from '../../kube/slim.ts';
 import type { MeshPeerHost, MeshPeerSource } from './mesh-control-plane.ts';
 import { parseIpallocInit } from './options.ts';
 import { CLAIM_LABEL, PEER_CLAIM, RECORDS_SELECTOR, RING_CLAIM, parsePeerRecord, recordName, type KubePeersApi, type LeaseLike, type ListLike, type NodeLike, type PeerRecordLease } from './kube-objects.ts';
@@ -36,7 +37,7 @@ export type WatchFactory = <T extends NodeLike | LeaseLike>(client: KubeClient, 
 
 export function reflectorWatch(log: Logger): WatchFactory {
   // The Reflector hands over objects as the server sent them; ours are read through the validating parsers.
-  return (client, spec) => new Reflector({ client, log, ...spec } as ConstructorParameters<typeof Reflector>[0]) as unknown as SyncSource<never>;
+  return (client, spec) => new Reflector({ client, log, ...spec, slim: slimFor(spec.path) } as ConstructorParameters<typeof Reflector>[0]) as unknown as SyncSource<never>;
 }
 
 export interface KubePeersTiming {
