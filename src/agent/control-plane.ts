@@ -85,6 +85,8 @@ export interface ControlPlaneStatus {
   prefix: string;
   /** The mode's own report (mesh: its weave-style status), rendered by the CLI. */
   details?: unknown;
+  /** One line on where this node's ranges come from (kube: "subnet from claim weft/subnet-…"), for the text status. */
+  summary?: string;
 }
 
 /**

@@ -32,7 +32,7 @@ export function renderStatus(s: AgentStatus): string {
     `public IP  ${s.publicIp ?? '-'} on ${s.interface ?? '-'}`,
     `backend    ${s.backend ?? '-'}, pod MTU ${s.mtu ?? '-'}`,
     `lease      ${lease(s)}`,
-    `store      ${s.store.kind} ${s.store.endpoints.join(',')} prefix ${s.store.prefix}`,
+    `store      ${s.store.kind} ${s.store.endpoints.join(',')} prefix ${s.store.prefix}${s.store.summary ? ` (${s.store.summary})` : ''}`,
     `last sync  ${s.lastSync ?? 'never'}`,
     '',
   ];

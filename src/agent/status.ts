@@ -52,7 +52,7 @@ export interface AgentStatus {
   interface: string | null;
   backend: string | null;
   /** details: the mode's own report (mesh mode: `{ mesh: MeshStatus }`), rendered by the CLI. */
-  store: { kind: string; endpoints: string[]; prefix: string; details?: unknown };
+  store: { kind: string; endpoints: string[]; prefix: string; details?: unknown; summary?: string };
   lease: { subnet: string; subnets: string[]; expiresAt: string | null; reservation: boolean; held: boolean } | null;
   network: string | null;
   mtu: number | null;

@@ -27,8 +27,9 @@ export interface KubeTestCluster {
   close(): Promise<void>;
 }
 
-export async function kubeTestCluster(config: string | null = netConf()): Promise<KubeTestCluster> {
-  const standin = await KubeStandin.start({ gcDelayMs: 20 });
+/** gc false: a cluster whose garbage collector never runs (the agents' own sweep must do its work). */
+export async function kubeTestCluster(config: string | null = netConf(), o: { gc?: boolean } = {}): Promise<KubeTestCluster> {
+  const standin = await KubeStandin.start({ gcDelayMs: o.gc === false ? -1 : 20 });
   const dir = mkdtempSync(join(tmpdir(), 'weft-kube-'));
   const kubeconfig = join(dir, 'kubeconfig');
   standin.writeKubeconfig(kubeconfig);

@@ -62,8 +62,8 @@ test('a restart keeps the claim; a deleted Node\'s claim is collected and its su
   assert.deepEqual((await next.acquire(me('192.0.2.2'))).subnets, held.subnets, 'the only subnet is free again once the Node is gone');
 });
 
-test('a re-created Node of the same name does not inherit the old claim; the orphan is swept even without the garbage collector', async (t) => {
-  const c = await kubeTestCluster(netConf());
+test('a re-created Node of the same name does not inherit the old claim; orphans are swept without a garbage collector, live claims never', async (t) => {
+  const c = await kubeTestCluster(netConf(), { gc: false });
   t.after(() => c.close());
   const cp = c.controlPlane('n1', { orphanGraceMs: 50 });
   await cp.open(new Recorder());
@@ -72,6 +72,11 @@ test('a re-created Node of the same name does not inherit the old claim; the orp
   const node = c.standin.get('nodes', undefined, 'n1') as { metadata: { uid: string } };
   // A leftover claim of a Node the garbage collector never saw go (another uid, no Node).
   c.standin.create('leases', { metadata: { name: 'subnet-10-16-77-0-24', namespace: NAMESPACE, labels: { 'weft.dev/claim': 'subnet' }, annotations: { 'weft.dev/subnet': '10.16.77.0/24' }, ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: 'ghost', uid: 'uid-ghost' }] }, spec: { holderIdentity: 'ghost' } });
+  // A live Node's claim, held by a node whose agent is not running here: never an orphan.
+  const live = c.controlPlane('live');
+  await live.open(new Recorder());
+  await live.acquire(me('192.0.2.3'));
+  await live.stop();
   c.standin.delete('nodes', undefined, 'n1');
   const reborn = c.standin.addNode('n1', { internalIP: '192.0.2.1' }) as { metadata: { uid: string } };
   assert.notEqual(reborn.metadata.uid, node.metadata.uid);
@@ -82,8 +87,10 @@ test('a re-created Node of the same name does not inherit the old claim; the orp
   await cp2.acquire(me('192.0.2.1'));
   await cp2.start();
   const claims = () => c.standin.list('leases', NAMESPACE) as { metadata: { name: string; ownerReferences: { uid: string }[] } }[];
-  await events.until('only the reborn node\'s claim left', () => claims().length === 1);
-  assert.equal(claims()[0]!.metadata.ownerReferences[0]!.uid, reborn.metadata.uid);
+  await events.until('only the live nodes\' claims left', () => claims().length === 2);
+  const owners = claims().map((l) => l.metadata.ownerReferences[0]!.uid);
+  assert.ok(owners.includes(reborn.metadata.uid), 'the reborn node holds a claim');
+  assert.ok(!owners.includes(node.metadata.uid) && !owners.includes('uid-ghost'), 'the claims of Nodes that are gone were deleted');
 });
 
 test('spec.podCIDR, when the cluster sets one, is the subnet (no claim); outside the Network it is refused', async (t) => {

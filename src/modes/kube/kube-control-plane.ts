@@ -3,7 +3,7 @@
 // when the cluster assigns them (as flannel's kube subnet manager uses), and otherwise a claim:
 // a Lease named after the subnet, created by name, owned by the Node (claims.ts). Peers come
 // from the Nodes (flannel's annotations) and the claims, both watched. docs/kube-store.md.
-import { WeftError } from '../../errors.ts';
+import { WeftError, isWeftError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
 import { cidrContainsCidr, formatCidr, parseCidr, type Cidr } from '../../net/cidr.ts';
 import { freeSubnets, RACE_RETRIES } from '../../lease/acquire.ts';
@@ -15,7 +15,7 @@ import type { KubeClient } from '../../kube/client.ts';
 import type { Reflector } from '../../kube/reflector.ts';
 import { clusterConfigOf } from '../cluster-config.ts';
 import { untilReady } from '../until-ready.ts';
-import { CLAIM_SELECTOR, SUBNET_ANNOTATION, candidateOrder, claimLease, claimName, type Claim, type LeaseObject } from './claims.ts';
+import { CLAIM_SELECTOR, SUBNET_ANNOTATION, candidateOrder, claimLease, claimName, readClaim, type Claim, type LeaseObject } from './claims.ts';
 import { announcedBackendData, announcementAnnotations, kubeView, podCidrOf, type KubeView, type NodeObject } from './peers.ts';
 
 /** The key net-conf.json lives under in the ConfigMap (kube-flannel's name). */
@@ -68,6 +68,9 @@ export class KubeControlPlane implements ControlPlane {
   #lastSnapshot = '';
   #orphanSince = new Map<string, number>();
   #reacquiring = false;
+  #verifying = false;
+  /** Settles start() if stop() comes before the first view. */
+  #settleStart: (() => void) | undefined;
   #poll: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
 
@@ -161,7 +164,12 @@ export class KubeControlPlane implements ControlPlane {
       }
       if (free.length === 0) throw exhausted(range, total, view.claims.size);
       for (const subnet of candidateOrder(free, this.#o.nodeName, preferred === undefined ? undefined : parseCidr(preferred))) {
-        const created = await this.#requireClient().createLease(this.#o.namespace, claimLease(this.#o.namespace, subnet, { name: this.#o.nodeName, uid }) as never);
+        const created = await this.#requireClient().createLease(this.#o.namespace, claimLease(this.#o.namespace, subnet, { name: this.#o.nodeName, uid }) as never).catch((e: unknown) => {
+          if (isWeftError(e, 'WEFT_KUBE') && /\b404\b|not found/i.test(e.message)) {
+            throw new WeftError('WEFT_NOT_READY', `namespace ${JSON.stringify(this.#o.namespace)} for subnet claims does not exist: apply weft's manifest, or set --kube-namespace (env POD_NAMESPACE) (${e.message})`);
+          }
+          throw e;
+        });
         if (created === 'exists') continue; // another node won this one: the next candidate
         const claim = { name: claimName(subnet), uid: (created as LeaseObject).metadata?.uid ?? '', subnet, holder: this.#o.nodeName, ownerUid: uid };
         this.#o.log.info({ subnet: formatCidr(subnet), claim: claim.name }, 'subnet claimed');
@@ -221,6 +229,7 @@ export class KubeControlPlane implements ControlPlane {
     });
     let resolveFirst: () => void = () => undefined;
     const first = new Promise<void>((r) => { resolveFirst = r; });
+    this.#settleStart = () => resolveFirst();
     // Both sets must have arrived before the first view: a view with the Nodes but not yet the
     // claims would take this node's own claim for deleted.
     const arrived = new Set<string>();
@@ -237,7 +246,11 @@ export class KubeControlPlane implements ControlPlane {
     this.#nodes.start(watch('kube-nodes', (m) => { this.#nodeSet = m; }));
     this.#claims.start(watch('kube-claims', (m) => { this.#claimSet = m; }));
     await first;
-    this.#poll = setInterval(() => void this.#pollConfig(), this.#o.configPollMs);
+    this.#poll = setInterval(() => {
+      void this.#pollConfig();
+      // Orphans wait out their grace whether or not anything else changes.
+      if (!this.#stopped && this.#orphanSince.size > 0) this.#sweepOrphans(this.#view(this.#nodeSet.values(), this.#claimSet.values()));
+    }, this.#o.configPollMs);
   }
 
   /** One sync of both watches: the peer snapshot, our own claim, orphans. True once delivered. */
@@ -255,16 +268,41 @@ export class KubeControlPlane implements ControlPlane {
     return true;
   }
 
+  /**
+   * Our claim missing from the watched set, or no longer ours, is confirmed with a read before
+   * the ranges are given up: a lagging claims watch (or a Nodes event arriving first) must never
+   * make the node drop a subnet it still holds, nor take a second one.
+   */
   #checkOwnClaim(view: KubeView): void {
     const held = this.#held;
-    if (held?.source !== 'claim') return;
+    if (held?.source !== 'claim' || this.#reacquiring || this.#verifying) return;
     const now = view.claims.get(held.claim.name);
     const uid = this.#node?.metadata?.uid;
     if (now && now.holder === this.#o.nodeName && now.ownerUid === held.claim.ownerUid && now.ownerUid === uid) return;
-    const why = !now ? `claim ${held.claim.name} was deleted` : `claim ${held.claim.name} is no longer this Node's (holder ${now.holder})`;
+    this.#verifying = true;
+    void this.#verifyOwnClaim(held.claim).finally(() => { this.#verifying = false; });
+  }
+
+  async #verifyOwnClaim(claim: Claim): Promise<void> {
+    let lease: LeaseObject | null;
+    let node: NodeObject;
+    try {
+      [lease, node] = await Promise.all([this.#requireClient().getLease(this.#o.namespace, claim.name) as Promise<LeaseObject | null>, this.#ownNode()]);
+    } catch (e) {
+      if (!this.#stopped) this.#events?.onProblem('kube-claim', `checking this node's claim ${claim.name} failed: ${(e as Error).message}`);
+      return;
+    }
+    if (this.#stopped || this.#held?.source !== 'claim' || this.#held.claim.name !== claim.name) return;
+    this.#node = node;
+    const read = lease === null ? undefined : readClaim(lease, this.#range());
+    const uid = node.metadata?.uid;
+    if (read?.ok && read.claim.holder === this.#o.nodeName && read.claim.ownerUid === claim.ownerUid && claim.ownerUid === uid) return; // the watch lags
+    const why = lease === null ? `claim ${claim.name} was deleted`
+      : read?.ok && read.claim.ownerUid !== uid ? `claim ${claim.name} belongs to an earlier Node ${this.#o.nodeName} (it was deleted and registered again)`
+        : `claim ${claim.name} is no longer this Node's`;
     this.#held = undefined;
     this.#events?.onRanges(null, `${why}; claiming a subnet again`);
-    void this.#reacquire(held.claim.subnet);
+    void this.#reacquire(claim.subnet);
   }
 
   async #reacquire(previous: Cidr): Promise<void> {
@@ -278,6 +316,7 @@ export class KubeControlPlane implements ControlPlane {
           if (this.#stopped) return;
           this.#held = held;
           if (this.#announcement) await this.#publish(this.#announcement);
+          if (this.#stopped) return;
           const ranges = rangesOf(held);
           this.#events?.onRecovered('kube-claim');
           this.#events?.onRanges(ranges, ranges.subnets[0] === formatCidr(previous) ? 'the same subnet claimed again' : `moved from ${formatCidr(previous)}`);
@@ -304,9 +343,20 @@ export class KubeControlPlane implements ControlPlane {
       this.#orphanSince.set(orphan.name, since);
       if (now - since < grace) continue;
       this.#orphanSince.delete(orphan.name);
-      void this.#requireClient().deleteLease(this.#o.namespace, orphan.name, { uid: orphan.uid }).then((r) => {
-        if (r === 'deleted') this.#o.log.info({ claim: orphan.name, node: orphan.holder }, 'deleted the claim of a Node that is gone');
-      }, (e: unknown) => this.#o.log.warn({ claim: orphan.name, err: (e as Error).message }, 'could not delete an orphaned claim; retrying later'));
+      void this.#deleteOrphan(orphan);
+    }
+  }
+
+  /** Deletes an orphaned claim once a read confirms its Node is gone (a stale Nodes watch must never cost a live node its subnet). */
+  async #deleteOrphan(orphan: Claim): Promise<void> {
+    const client = this.#requireClient();
+    try {
+      const node = await client.getNode(orphan.holder);
+      if (this.#stopped || (node !== null && node.metadata?.uid === orphan.ownerUid)) return;
+      const r = await client.deleteLease(this.#o.namespace, orphan.name, { uid: orphan.uid });
+      if (r === 'deleted') this.#o.log.info({ claim: orphan.name, node: orphan.holder }, 'deleted the claim of a Node that is gone');
+    } catch (e) {
+      this.#o.log.warn({ claim: orphan.name, err: (e as Error).message }, 'could not delete an orphaned claim; retrying later');
     }
   }
 
@@ -341,6 +391,7 @@ export class KubeControlPlane implements ControlPlane {
     const held = this.#held;
     return {
       kind: 'kube', endpoints: this.#session ? [this.#session.client.server] : [], prefix: `${this.#o.namespace}/${this.#o.configMap}`,
+      summary: held === undefined ? 'no subnet held' : held.source === 'claim' ? `subnet from claim ${this.#o.namespace}/${held.claim.name}` : `subnet from Node ${this.#o.nodeName} spec.podCIDR`,
       details: {
         node: this.#o.nodeName,
         subnetSource: held?.source ?? null,
@@ -352,6 +403,7 @@ export class KubeControlPlane implements ControlPlane {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#settleStart?.();
     if (this.#poll) clearInterval(this.#poll);
     await Promise.all([this.#nodes?.stop(), this.#claims?.stop()]);
   }

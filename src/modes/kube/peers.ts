@@ -86,7 +86,8 @@ function nodeSubnet(node: NodeObject, claimsByHolder: Map<string, Claim[]>): { s
       return { problem: `its spec.podCIDR ${JSON.stringify(podCidr.slice(0, 64))} is not a CIDR` };
     }
   }
-  const held = (claimsByHolder.get(node.metadata?.name ?? '') ?? []).filter((c) => c.ownerUid === node.metadata?.uid);
+  // The same choice as the node's own (the claim whose name sorts first), should it hold two.
+  const held = (claimsByHolder.get(node.metadata?.name ?? '') ?? []).filter((c) => c.ownerUid === node.metadata?.uid).sort((a, b) => a.name.localeCompare(b.name));
   return held.length > 0 ? { subnet: held[0]!.subnet } : {};
 }
 
