@@ -180,7 +180,9 @@ export class Reclaimer {
       [ANNOTATION.reclaimer]: self.peer, [ANNOTATION.reclaimerNode]: self.node, [ANNOTATION.reclaimerNodeUid]: myUid,
       [ANNOTATION.reclaimStarted]: r.reclaimer?.peer === self.peer && r.reclaimer.started ? r.reclaimer.started : now, [ANNOTATION.reclaimRenewed]: now,
     });
+    if (this.#stopped) return 'end'; // a stopped agent neither claims nor moves blocks
     const claimed = await api.replaceLease(namespace, claim);
+    if (this.#stopped) return 'end';
     if (claimed === 'conflict') {
       task.state = 'lost a race for the claim; looking again';
       return 'again';
