@@ -4,20 +4,10 @@ import type { Logger } from '../log/logger.ts';
 import type { ControlPlane } from '../agent/control-plane.ts';
 import type { AgentOptions } from '../agent/options.ts';
 import { openLeaseStore } from '../lease/open-store.ts';
-import { readSubnetEnv } from '../subnet/subnet-env.ts';
-import { formatCidr } from '../net/cidr.ts';
+import { previousSubnet } from './previous-subnet.ts';
 import { EtcdControlPlane } from './etcd/etcd-control-plane.ts';
 import { meshMode } from './mesh/mode.ts';
 import { kubeMode } from './kube/mode.ts';
-
-function previousSubnet(path: string): string | undefined {
-  try {
-    const env = readSubnetEnv(path);
-    return env.subnet ? formatCidr(env.subnet) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function etcdMode(opts: AgentOptions, log: Logger, _version: string): ControlPlane {
   return new EtcdControlPlane({

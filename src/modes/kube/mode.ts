@@ -3,19 +3,9 @@ import { hostname } from 'node:os';
 import type { Logger } from '../../log/logger.ts';
 import type { ControlPlane } from '../../agent/control-plane.ts';
 import type { AgentOptions } from '../../agent/options.ts';
-import { readSubnetEnv } from '../../subnet/subnet-env.ts';
-import { formatCidr } from '../../net/cidr.ts';
+import { previousSubnet } from '../previous-subnet.ts';
 import { slimFor } from '../../kube/slim.ts';
 import { KubeControlPlane, type KubeSession } from './kube-control-plane.ts';
-
-function previousSubnet(path: string): string | undefined {
-  try {
-    const env = readSubnetEnv(path);
-    return env.subnet ? formatCidr(env.subnet) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Loaded only here: etcd and mesh nodes never pay for the Kubernetes client. */
 export async function connectSession(opts: Pick<AgentOptions, 'kubeconfigFile' | 'kubeApiUrl'>, log: Logger): Promise<KubeSession> {
