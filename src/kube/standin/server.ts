@@ -57,6 +57,12 @@ export interface StandinOptions {
   maxWatches?: number;
   /** namespaces that exist at start besides default, kube-system, kube-public, kube-node-lease (default ['weft']) */
   namespaces?: string[];
+  /**
+   * How late watch events reach open watches (default 0: as the write happens). A real API
+   * server's watch cache lags its writes; a client must not take "not in my watch yet" for
+   * "deleted" (per resource: { leases: 300 } delays only the Leases' watches).
+   */
+  watchLagMs?: number | Partial<Record<StandinResource, number>>;
 }
 
 const MAX_REQUEST_LOG = 2000;
@@ -84,7 +90,7 @@ export class KubeStandin {
     for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease', ...(o.namespaces ?? ['weft'])]) {
       if (this.store.get('namespaces', undefined, ns) === undefined) createObject(this.store, 'namespaces', undefined, { metadata: { name: ns } }, true);
     }
-    this.watches = new Watches(this.store, o.maxWatches ?? 1000);
+    this.watches = new Watches(this.store, o.maxWatches ?? 1000, o.watchLagMs ?? 0);
     const h = handler({
       store: this.store, watches: this.watches, token: o.token, maxBodyBytes: o.maxBodyBytes ?? 3 * 1024 * 1024,
       available: () => this.up,

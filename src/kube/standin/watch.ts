@@ -29,10 +29,16 @@ export class Watches {
   private readonly open = new Map<ServerResponse, () => void>();
   private readonly store: Store;
   private readonly max: number;
+  private readonly lag: number | Partial<Record<string, number>>;
 
-  constructor(store: Store, max: number) {
+  constructor(store: Store, max: number, lag: number | Partial<Record<string, number>> = 0) {
     this.store = store;
     this.max = max;
+    this.lag = lag;
+  }
+
+  private lagOf(resource: string): number {
+    return typeof this.lag === 'number' ? this.lag : this.lag[resource] ?? 0;
   }
 
   get count(): number {
@@ -84,7 +90,9 @@ export class Watches {
       finish();
       res.end();
     }, (w.timeoutSeconds ?? defaultTimeoutSeconds()) * 1000);
-    unsubscribe = this.store.subscribe(onEvent);
+    const lag = this.lagOf(w.resource);
+    // Equal delays fire in order, so a lagging watch still sees events in resourceVersion order.
+    unsubscribe = this.store.subscribe(lag > 0 ? (e) => void setTimeout(() => onEvent(e), lag) : onEvent);
     this.open.set(res, finish);
     res.on('close', finish);
     if (backlog === 'initial') {

@@ -2,7 +2,7 @@
 // (src/kube/standin: real HTTP, through the real client library). Not used by the agent.
 import type { ContractCluster } from '../../agent/control-plane-contract.ts';
 import { silentLogger, type Logger } from '../../log/logger.ts';
-import { KubeStandin } from '../../kube/standin/server.ts';
+import { KubeStandin, type StandinOptions } from '../../kube/standin/server.ts';
 import { connectSession } from './mode.ts';
 import { claimLease } from './claims.ts';
 import { announcementAnnotations } from './peers.ts';
@@ -28,8 +28,8 @@ export interface KubeTestCluster {
 }
 
 /** gc false: a cluster whose garbage collector never runs (the agents' own sweep must do its work). */
-export async function kubeTestCluster(config: string | null = netConf(), o: { gc?: boolean } = {}): Promise<KubeTestCluster> {
-  const standin = await KubeStandin.start({ gcDelayMs: o.gc === false ? -1 : 20 });
+export async function kubeTestCluster(config: string | null = netConf(), o: { gc?: boolean; watchLagMs?: StandinOptions['watchLagMs'] } = {}): Promise<KubeTestCluster> {
+  const standin = await KubeStandin.start({ gcDelayMs: o.gc === false ? -1 : 20, ...(o.watchLagMs === undefined ? {} : { watchLagMs: o.watchLagMs }) });
   const dir = mkdtempSync(join(tmpdir(), 'weft-kube-'));
   const kubeconfig = join(dir, 'kubeconfig');
   standin.writeKubeconfig(kubeconfig);
@@ -64,8 +64,8 @@ export async function kubeTestCluster(config: string | null = netConf(), o: { gc
 }
 
 /** The contract's view of a kube cluster: nodes known by name, the contract's "other node" by its IP. */
-export async function kubeContractCluster(): Promise<ContractCluster> {
-  const c = await kubeTestCluster(netConf());
+export async function kubeContractCluster(o: { watchLagMs?: StandinOptions['watchLagMs'] } = {}): Promise<ContractCluster> {
+  const c = await kubeTestCluster(netConf(), o);
   let next = 100;
   const nodeByIp = new Map<string, string>();
   let current = { network: '10.16.0.0/16', backendType: 'host-gw' };

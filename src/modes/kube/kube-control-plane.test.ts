@@ -6,7 +6,35 @@ import { controlPlaneContract, Recorder } from '../../agent/control-plane-contra
 import { isWeftError } from '../../errors.ts';
 import { kubeContractCluster, kubeTestCluster, netConf, NAMESPACE } from './contract-cluster.ts';
 
-controlPlaneContract('kube mode over the stand-in API server', kubeContractCluster);
+controlPlaneContract('kube mode over the stand-in API server', () => kubeContractCluster());
+// A real API server's watch cache lags its writes: the Leases' watch 300 ms behind, the Nodes' on time.
+controlPlaneContract('kube mode, the claims watch lagging', () => kubeContractCluster({ watchLagMs: { leases: 300 } }));
+
+test('a lagging claims watch never costs the node its claim: lost, claimed again, and lost again is noticed again', async (t) => {
+  const c = await kubeTestCluster(netConf(), { watchLagMs: { leases: 300 } });
+  t.after(() => c.close());
+  const cp = c.controlPlane('n1');
+  t.after(() => cp.stop());
+  const events = new Recorder();
+  await cp.open(events);
+  const held = await cp.acquire(me('192.0.2.1'));
+  await cp.start();
+  const other = c.standin.addNode('busy', { internalIP: '192.0.2.9' }) as { metadata: Record<string, unknown> };
+  const nodeEvents = setInterval(() => c.standin.update('nodes', { ...other, metadata: { ...other.metadata, annotations: { tick: String(Date.now()) } } }), 20);
+  t.after(() => clearInterval(nodeEvents));
+  const lose = async (round: number): Promise<void> => {
+    for (const l of c.standin.list('leases', NAMESPACE) as { metadata: { name: string } }[]) c.standin.delete('leases', NAMESPACE, l.metadata.name);
+    await events.until(`loss ${round} reported`, () => events.ranges.filter((r) => r === null).length === round);
+    await events.until(`claim ${round} regained`, () => events.ranges.at(-1) !== null && events.ranges.lastIndexOf(null) === events.ranges.length - 2);
+    await events.until(`claim ${round} in the API`, () => c.standin.list('leases', NAMESPACE).length === 1);
+  };
+  await lose(1);
+  await lose(2);
+  await new Promise((r) => setTimeout(r, 800)); // past the watch lag: no late "loss" of the new claim
+  assert.equal(events.ranges.filter((r) => r === null).length, 2, 'each deletion is one loss, never a spurious one');
+  assert.deepEqual(events.ranges.at(-1)?.subnets, held.subnets, 'the same subnet back');
+  assert.match(String((cp.status() as { summary?: string }).summary), /subnet from claim weft\/subnet-/);
+});
 
 const me = (ip: string) => ({ publicIp: ip, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: '02:00:00:00:00:01' } });
 
