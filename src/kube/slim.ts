@@ -6,11 +6,20 @@ import type { V1Node } from '@kubernetes/client-node';
 
 export const NODES_PATH = '/api/v1/nodes';
 
+/** Annotations longer than this are dropped (kubectl's last-applied-configuration, say): weft's own are far shorter, and larger backend data is refused anyway. */
+export const MAX_KEPT_ANNOTATION = 4096;
+
+function shortAnnotations(a: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (a === undefined) return undefined;
+  return Object.fromEntries(Object.entries(a).filter(([, v]) => typeof v === 'string' && v.length <= MAX_KEPT_ANNOTATION));
+}
+
 export function slimNode<T>(obj: T): T {
   const n = obj as V1Node;
   const m = n.metadata ?? {};
+  const annotations = shortAnnotations(m.annotations);
   return {
-    metadata: { name: m.name, uid: m.uid, resourceVersion: m.resourceVersion, ...(m.annotations ? { annotations: m.annotations } : {}) },
+    metadata: { name: m.name, uid: m.uid, resourceVersion: m.resourceVersion, ...(annotations ? { annotations } : {}) },
     spec: { ...(n.spec?.podCIDR ? { podCIDR: n.spec.podCIDR } : {}), ...(n.spec?.podCIDRs ? { podCIDRs: n.spec.podCIDRs } : {}) },
     status: { ...(n.status?.addresses ? { addresses: n.status.addresses } : {}) },
   } as T;
