@@ -6,8 +6,12 @@ import type { V1Node } from '@kubernetes/client-node';
 
 export const NODES_PATH = '/api/v1/nodes';
 
-/** Annotations longer than this are dropped (kubectl's last-applied-configuration, say): weft's own are far shorter, and larger backend data is refused anyway. */
-export const MAX_KEPT_ANNOTATION = 4096;
+/**
+ * Annotations longer than this are dropped (kubectl's last-applied-configuration, say): weft's
+ * own are far shorter. Above the stores' own bound on backend data (4 KiB), so that an
+ * oversized one is still seen, and refused by name.
+ */
+export const MAX_KEPT_ANNOTATION = 16_384;
 
 function shortAnnotations(a: Record<string, string> | undefined): Record<string, string> | undefined {
   if (a === undefined) return undefined;
