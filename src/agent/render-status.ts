@@ -21,7 +21,9 @@ function table(rows: string[][]): string {
 function lease(s: AgentStatus): string {
   if (!s.lease) return '-';
   if (!s.lease.held) return `${s.lease.subnet} (LOST; re-acquiring)`;
-  return `${s.lease.subnets.join(', ') || s.lease.subnet}, ${s.lease.reservation ? 'reservation (no expiry)' : `expires ${s.lease.expiresAt}`}`;
+  // A range that never expires is a reservation in etcd mode; elsewhere (a kube claim) simply held.
+  const forever = s.mode === 'etcd' ? 'reservation (no expiry)' : 'held (no expiry)';
+  return `${s.lease.subnets.join(', ') || s.lease.subnet}, ${s.lease.reservation ? forever : `expires ${s.lease.expiresAt}`}`;
 }
 
 export function renderStatus(s: AgentStatus): string {
