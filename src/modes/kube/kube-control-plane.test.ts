@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { controlPlaneContract, Recorder } from '../../agent/control-plane-contract.ts';
 import { isWeftError } from '../../errors.ts';
 import { kubeContractCluster, kubeTestCluster, netConf, NAMESPACE } from './contract-cluster.ts';
+import { claimLease } from './claims.ts';
+import { parseCidr } from '../../net/cidr.ts';
 
 controlPlaneContract('kube mode over the stand-in API server', () => kubeContractCluster());
 // A real API server's watch cache lags its writes: the Leases' watch 300 ms behind, the Nodes' on time.
@@ -157,4 +159,16 @@ test('the API going away and coming back: the node reports it and recovers, keep
   const theirs = await peer.acquire(me('192.0.2.2'));
   await events.until('the new peer after the outage', () => events.peers.peers.some((p) => p.subnets.includes(theirs.subnets[0]!)));
   assert.ok(!events.ranges.includes(null), 'the outage never cost the node its ranges');
+});
+
+test('a Node holding two claims keeps the first by name (the one peers route) and releases the other', async (t) => {
+  const c = await kubeTestCluster(netConf());
+  t.after(() => c.close());
+  const node = c.standin.addNode('twice', { internalIP: '192.0.2.5' }) as { metadata: { uid: string } };
+  for (const subnet of ['10.16.9.0/24', '10.16.3.0/24']) c.standin.create('leases', claimLease(NAMESPACE, parseCidr(subnet), { name: 'twice', uid: node.metadata.uid }));
+  const cp = c.controlPlane('twice');
+  t.after(() => cp.stop());
+  await cp.open(new Recorder());
+  assert.deepEqual((await cp.acquire(me('192.0.2.5'))).subnets, ['10.16.3.0/24']);
+  assert.deepEqual((c.standin.list('leases', NAMESPACE) as { metadata: { name: string } }[]).map((l) => l.metadata.name), ['subnet-10-16-3-0-24']);
 });

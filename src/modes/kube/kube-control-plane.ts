@@ -154,7 +154,16 @@ export class KubeControlPlane implements ControlPlane {
     for (let round = 0; round < RACE_RETRIES; round++) {
       const view = await this.#listView();
       const own = [...view.claims.values()].filter((c) => c.holder === this.#o.nodeName && c.ownerUid === uid);
-      if (own.length > 0) return { source: 'claim', claim: own.sort((x, y) => x.name.localeCompare(y.name))[0]! };
+      if (own.length > 0) {
+        // Two claims of one Node (two agents raced on it, say during an update with surge): keep
+        // the one peers route (the first by name), give the others back.
+        const [keep, ...extra] = own.sort((x, y) => x.name.localeCompare(y.name));
+        for (const c of extra) {
+          await this.#requireClient().deleteLease(this.#o.namespace, c.name, { uid: c.uid });
+          this.#o.log.warn({ kept: keep!.name, released: c.name }, 'this Node held two subnet claims; released the second');
+        }
+        return { source: 'claim', claim: keep! };
+      }
       const taken = [...view.claims.values()].map((c) => c.subnet).concat(this.#podCidrs());
       const { free, total } = freeSubnets(range, taken);
       if (free.length === 0 && view.orphans.length > 0) {
