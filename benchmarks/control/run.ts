@@ -81,7 +81,7 @@ const BEFORE: Record<Launcher, Record<number, { rssMb: number; readyMs: number }
 };
 const PROBE = join(ROOT, 'benchmarks', 'control', 'loop-probe.mjs');
 /** bin/weft's V8 flags for the agent; checked against bin/weft at start. */
-const WEFT_AGENT_FLAGS = ['--max-semi-space-size=1'];
+const WEFT_AGENT_FLAGS = ['--max-semi-space-size=1', '--optimize-for-size'];
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const HEALTHZ_PORT = 9931;
 const launchers = (opts.launchers ?? '').split(',').map((s) => s.trim()).filter(Boolean) as Launcher[];

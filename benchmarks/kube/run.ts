@@ -41,7 +41,7 @@ const MEM_PROBE = join(ROOT, 'benchmarks', 'kube', 'mem-probe.mjs');
 const LIST_PROBE = join(ROOT, 'benchmarks', 'kube', 'list-probe.ts');
 const TAG = 'bench:kube';
 /** bin/weft's V8 flags for the agent; checked against bin/weft at start. */
-const WEFT_AGENT_FLAGS = ['--max-semi-space-size=1'];
+const WEFT_AGENT_FLAGS = ['--max-semi-space-size=1', '--optimize-for-size'];
 
 const { values: opts } = parseArgs({
   options: {
@@ -610,6 +610,11 @@ async function main(): Promise<number> {
   const skipped: string[] = [];
   const bundles: Partial<Record<VariantName, string>> = {};
   for (const v of requested) {
+    const shippedFlag = (VARIANTS[v].flags ?? []).find((f) => WEFT_AGENT_FLAGS.includes(f));
+    if (shippedFlag !== undefined) {
+      skipped.push(`${v} (bin/weft already starts the agent with ${shippedFlag})`);
+      continue;
+    }
     if (VARIANTS[v].changes.length === 0) {
       bundles[v] = join(SHIPPED, 'weft.mjs');
       continue;
