@@ -2,14 +2,10 @@
 import type { Command } from 'commander';
 import { isWeftError } from '../errors.ts';
 import { UsageError } from './flanneld-args.ts';
+import type { InstallCniOptions } from '../cni/install.ts';
 
-interface InstallFlags {
-  conflist: string;
-  confDir: string;
-  confName: string;
-  binDir: string;
-  frontEnd: string;
-  pluginsDir: string;
+/** As commander gives them: the plugins as one comma-separated string. */
+interface InstallFlags extends Omit<InstallCniOptions, 'plugins'> {
   plugins: string;
   json?: boolean;
 }

@@ -3,21 +3,11 @@
 import type { Command } from 'commander';
 import { isWeftError } from '../errors.ts';
 import { UsageError } from './flanneld-args.ts';
+import type { ManifestInput } from '../manifests/options.ts';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
-interface ManifestFlags {
-  mode?: string;
-  etcdEndpoints?: string;
-  network?: string;
-  backend?: string;
-  ipallocRange?: string;
-  passwordSecret?: string;
-  image?: string;
-  namespace?: string;
-  env?: string[];
-  json?: boolean;
-}
+type ManifestFlags = ManifestInput & { json?: boolean };
 
 export function registerManifests(program: Command): void {
   program
