@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { cidrContainsCidr, formatCidr, tryParseIp, type Cidr } from '../../net/cidr.ts';
 import type { SubnetRange } from '../../lease/network-config.ts';
+import type { LeaseObject } from '../../kube/objects.ts';
 
 export const CLAIM_LABEL = 'weft.dev/claim';
 export const CLAIM_KIND = 'subnet';
@@ -13,21 +14,7 @@ export const NODE_LABEL = 'weft.dev/node';
 export const SUBNET_ANNOTATION = 'weft.dev/subnet';
 export const CLAIM_SELECTOR = `${CLAIM_LABEL}=${CLAIM_KIND}`;
 
-/** The parts of a Lease a claim uses (client-node's V1Lease is structurally compatible). */
-export interface LeaseObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; blockOwnerDeletion?: boolean; controller?: boolean }[];
-  };
-  spec?: { holderIdentity?: string };
-}
+export type { LeaseObject } from '../../kube/objects.ts';
 
 export interface ClaimOwner {
   name: string;

@@ -7,12 +7,9 @@ import type { SubnetRange } from '../../lease/network-config.ts';
 import { peerProblem } from '../../lease/peers.ts';
 import type { Announcement, ControlPlanePeer, PeerSnapshot, RejectedPeer } from '../../agent/control-plane.ts';
 import { readClaim, type Claim, type LeaseObject } from './claims.ts';
+import type { NodeObject } from '../../kube/objects.ts';
 
-/** The parts of a Node the store reads (client-node's V1Node is structurally compatible). */
-export interface NodeObject {
-  metadata?: { name?: string; uid?: string; annotations?: Record<string, string> };
-  spec?: { podCIDR?: string; podCIDRs?: string[] };
-}
+export type { NodeObject } from '../../kube/objects.ts';
 
 /** Larger backend data is refused: a VTEP MAC and a VNI fit in a few dozen bytes. */
 export const MAX_BACKEND_DATA = 4096;

@@ -7,26 +7,10 @@ import { createHash } from 'node:crypto';
 import { PEER_NAME } from '../../mesh/identity.ts';
 import { tryParseIp } from '../../net/cidr.ts';
 
-export interface ObjectMetaLike {
-  name?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-}
+import type { NodeObject as NodeLike, LeaseObject as LeaseLike } from '../../kube/objects.ts';
 
-export interface NodeLike {
-  metadata?: ObjectMetaLike;
-  status?: { addresses?: { type: string; address: string }[] };
-}
-
-export interface LeaseLike {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: ObjectMetaLike;
-  spec?: { holderIdentity?: string };
-}
+// The object shapes are src/kube's, shared with the kube store.
+export type { ObjectMeta as ObjectMetaLike, NodeObject as NodeLike, LeaseObject as LeaseLike } from '../../kube/objects.ts';
 
 export interface ListLike<T> {
   items: T[];
