@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { subnetFileAt } from './subnet-file.ts';
@@ -19,4 +19,16 @@ test('subnet.env: written, noticed when deleted or changed, and read back as the
   file.write('10.16.0.0/16', '10.16.85.0/24', 1450);
   writeFileSync(path, 'FLANNEL_MTU=1\n');
   assert.equal(file.intact(), false);
+});
+
+test('subnet.env names the pod link: bridge by default, routed when asked', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-subnet-file-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'subnet.env');
+  subnetFileAt(path, true).write('10.16.0.0/16', '10.16.85.0/24', 1450);
+  assert.match(readFileSync(path, 'utf8'), /^WEFT_POD_LINK=bridge$/m);
+  const routed = subnetFileAt(path, false, 'routed');
+  routed.write('10.16.0.0/16', '10.16.85.0/24', 1450);
+  assert.equal(readFileSync(path, 'utf8'), 'FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.85.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\nWEFT_POD_LINK=routed\n');
+  assert.equal(routed.intact(), true);
 });

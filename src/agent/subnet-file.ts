@@ -3,13 +3,14 @@
 // cleanup job may delete it; pods cannot start without it), and the write itself.
 import { readFileSync } from 'node:fs';
 import { formatCidr, parseCidr } from '../net/cidr.ts';
-import { firstAddressOf, formatSubnetEnv, readSubnetEnv, writeSubnetEnv, type SubnetEnvInput } from '../subnet/subnet-env.ts';
+import { firstAddressOf, formatSubnetEnv, readSubnetEnv, writeSubnetEnv, type PodLink, type SubnetEnvInput } from '../subnet/subnet-env.ts';
 import type { SubnetFile } from './runtime.ts';
 
 /** subnet.env is a few lines; anything longer is not ours. */
 const MAX_BYTES = 4096;
 
-export function subnetFileAt(path: string, ipMasq: boolean): SubnetFile {
+/** podLink is written as WEFT_POD_LINK, so the CNI server and a standalone plugin link pods alike. */
+export function subnetFileAt(path: string, ipMasq: boolean, podLink: PodLink = 'bridge'): SubnetFile {
   let written: string | undefined;
   return {
     previous() {
@@ -30,7 +31,7 @@ export function subnetFileAt(path: string, ipMasq: boolean): SubnetFile {
       }
     },
     write(network, subnet, mtu) {
-      const input: SubnetEnvInput = { network: parseCidr(network), subnet: firstAddressOf(parseCidr(subnet)), mtu, ipMasq };
+      const input: SubnetEnvInput = { network: parseCidr(network), subnet: firstAddressOf(parseCidr(subnet)), mtu, ipMasq, podLink };
       writeSubnetEnv(path, input);
       written = formatSubnetEnv(input);
     },

@@ -118,3 +118,22 @@ test('read-only and full filesystems: the cause in words, the file named, no tem
     rmSync(base, { recursive: true, force: true });
   }
 });
+
+test('WEFT_POD_LINK: absent is bridge, bridge and routed are read, anything else names the key and value', () => {
+  assert.equal(parseSubnetEnv(flannelWritten).podLink, 'bridge');
+  assert.equal(parseSubnetEnv(`${flannelWritten}WEFT_POD_LINK=routed\n`).podLink, 'routed');
+  assert.equal(parseSubnetEnv(`${flannelWritten}WEFT_POD_LINK=bridge\n`).podLink, 'bridge');
+  for (const value of ['Routed', 'ebpf', '']) {
+    assert.throws(() => parseSubnetEnv(`${flannelWritten}WEFT_POD_LINK=${value}\n`, '/run/flannel/subnet.env'), (e) =>
+      isWeftError(e, 'WEFT_SUBNET_FILE') && e.message.includes(`/run/flannel/subnet.env: WEFT_POD_LINK="${value}" must be "bridge" or "routed"`));
+  }
+});
+
+test('WEFT_POD_LINK is written after flannel\'s keys only when given, and read back', () => {
+  const input = { network: parseCidr('10.244.0.0/16'), subnet: firstAddressOf(parseCidr('10.244.1.0/24')), mtu: 1450, ipMasq: true };
+  assert.equal(formatSubnetEnv(input), flannelWritten);
+  const routed = formatSubnetEnv({ ...input, podLink: 'routed' });
+  assert.equal(routed, `${flannelWritten}WEFT_POD_LINK=routed\n`);
+  assert.equal(parseSubnetEnv(routed).podLink, 'routed');
+  assert.equal(parseSubnetEnv(formatSubnetEnv({ ...input, podLink: 'bridge' })).podLink, 'bridge');
+});

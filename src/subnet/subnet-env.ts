@@ -1,7 +1,8 @@
 // flannel's subnet.env (docs/flannel-compat.md §2 and §6.1): the contract between a node agent (weft's or
 // flanneld) and the CNI plugin (weft's or flannel's). Parsed exactly as flannel's plugin does:
 // line by line, split at the first "=", no quoting or comments; SUBNET values are masked back
-// to their network; FLANNEL_MTU and FLANNEL_IPMASQ are always required.
+// to their network; FLANNEL_MTU and FLANNEL_IPMASQ are always required. WEFT_POD_LINK is weft's
+// own key (flannel's plugin ignores unknown keys): how the CNI plugin links every new pod.
 import { readFileSync, writeFileSync, renameSync, mkdirSync, chmodSync, rmSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { WeftError, errnoCode } from '../errors.ts';
@@ -16,7 +17,13 @@ export interface SubnetEnv {
   ipv6Subnet: Cidr | undefined;
   mtu: number;
   ipMasq: boolean;
+  /** WEFT_POD_LINK: how new pods are linked to the node (absent: bridge, as flannel's plugin does). */
+  podLink: PodLink;
 }
+
+/** `bridge`: the pod's veth on cni0; `routed`: no bridge, a /32 host route per pod (src/cni/routed-link.ts). */
+export type PodLink = 'bridge' | 'routed';
+export const POD_LINKS: readonly PodLink[] = ['bridge', 'routed'];
 
 const agentHint = 'Check that the weft agent (or flanneld) is running on this node and see its log.';
 
@@ -55,6 +62,7 @@ export function parseSubnetEnv(text: string, path = 'subnet.env'): SubnetEnv {
     ipv6Subnet: single('FLANNEL_IPV6_SUBNET'),
     mtu: 0,
     ipMasq: values.get('FLANNEL_IPMASQ') === 'true',
+    podLink: 'bridge',
   };
   const missing: string[] = [];
   if (env.networks.length === 0 && env.ipv6Networks.length === 0) missing.push('FLANNEL_NETWORK', 'FLANNEL_IPV6_NETWORK');
@@ -67,6 +75,11 @@ export function parseSubnetEnv(text: string, path = 'subnet.env'): SubnetEnv {
   const mtu = /^\d+$/.test(mtuText) ? Number(mtuText) : NaN;
   if (!(mtu >= 68 && mtu <= 65535)) throw bad('FLANNEL_MTU', mtuText, 'is not an MTU between 68 and 65535');
   env.mtu = mtu;
+  const podLink = values.get('WEFT_POD_LINK');
+  if (podLink !== undefined) {
+    if (!POD_LINKS.includes(podLink as PodLink)) throw bad('WEFT_POD_LINK', podLink, `must be ${POD_LINKS.map((l) => `"${l}"`).join(' or ')}`);
+    env.podLink = podLink as PodLink;
+  }
   const masq = values.get('FLANNEL_IPMASQ') ?? '';
   if (masq !== 'true' && masq !== 'false') throw bad('FLANNEL_IPMASQ', masq, 'must be "true" or "false"');
   for (const [subnet, networks, key] of [[env.subnet, env.networks, 'FLANNEL_SUBNET'], [env.ipv6Subnet, env.ipv6Networks, 'FLANNEL_IPV6_SUBNET']] as const) {
@@ -96,6 +109,8 @@ export interface SubnetEnvInput {
   ipv6Subnet?: AddressWithPrefix;
   mtu: number;
   ipMasq: boolean;
+  /** Written as WEFT_POD_LINK when given (the agent always gives it). */
+  podLink?: PodLink;
 }
 
 /** flannel's exact format and order, one KEY=value per line, trailing newline. */
@@ -108,6 +123,7 @@ export function formatSubnetEnv(input: SubnetEnvInput): string {
     lines.push(`FLANNEL_IPV6_NETWORK=${formatCidr(input.ipv6Network)}`, `FLANNEL_IPV6_SUBNET=${formatAddressWithPrefix(input.ipv6Subnet)}`);
   }
   lines.push(`FLANNEL_MTU=${input.mtu}`, `FLANNEL_IPMASQ=${input.ipMasq}`);
+  if (input.podLink !== undefined) lines.push(`WEFT_POD_LINK=${input.podLink}`);
   return `${lines.join('\n')}\n`;
 }
 
