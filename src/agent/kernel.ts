@@ -3,7 +3,7 @@
 import type { Logger } from '../log/logger.ts';
 import type { Rtnetlink } from '../netlink/index.ts';
 import { cidrContains, maskToNetwork, parseAddressWithPrefix, parseCidr } from '../net/cidr.ts';
-import { createBackend, removeRoutesOutside, removeUnusedBackendDevices } from '../dataplane/index.ts';
+import { backendDevices, createBackend, removeRoutesOutside, removeUnusedBackendDevices } from '../dataplane/index.ts';
 import { selectExternalInterface, type ExternalInterface, type InterfaceCriteria } from './interface.ts';
 import type { NodeKernel } from './runtime.ts';
 
@@ -14,6 +14,7 @@ export function rtnetlinkKernel(nl: Rtnetlink, criteria: InterfaceCriteria, log:
       { underlayInterface: ext.name, underlayIndex: ext.index, underlayMtu: ext.mtu, publicIp: ext.publicIp }, section, { network, log }),
     removeRoutesOutside: (networks) => removeRoutesOutside(nl, networks, log),
     removeUnusedDevices: (section) => removeUnusedBackendDevices(nl, section, log),
+    backendDevices: (section) => backendDevices(section),
     removeStaleBridgeAddress(previousNetworks, subnets) {
       const bridge = nl.getLink('cni0');
       if (!bridge) return [];

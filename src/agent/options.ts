@@ -90,7 +90,18 @@ export interface AgentOptions {
   kubePeers: boolean;
   /** weft: the container runtime's CNI config dir, checked for configs in weft's way (src/agent/leftovers.ts); "" = not checked. */
   cniConfDir: string;
+  /** weft: how pod veths meet the node: on the cni0 bridge (flannel's), or routed (a /32 route per pod; docs/dataplane.md). */
+  podLink: PodLinkMode;
+  /** weft: the tc-eBPF fast path for pod↔pod traffic (needs --pod-link routed); none keeps the kernel's normal path. */
+  fastPath: FastPathMode;
+  /** weft: where the fast path's BPF maps are pinned (on a bpffs, mounted there if needed). */
+  bpfDir: string;
 }
+
+export type PodLinkMode = 'bridge' | 'routed';
+export type FastPathMode = 'none' | 'ebpf';
+export const POD_LINK_MODES: readonly PodLinkMode[] = ['bridge', 'routed'];
+export const FAST_PATH_MODES: readonly FastPathMode[] = ['none', 'ebpf'];
 
 export type StoreMode = 'etcd' | 'mesh' | 'kube';
 
@@ -143,6 +154,9 @@ export const DEFAULT_AGENT_OPTIONS: Readonly<AgentOptions> = Object.freeze({
   kubeAnnotationPrefix: 'flannel.alpha.coreos.com',
   kubePeers: false,
   cniConfDir: '/etc/cni/net.d',
+  podLink: 'bridge',
+  fastPath: 'none',
+  bpfDir: '/sys/fs/bpf/weft',
 });
 
 /** flanneld's flag name for each option (weft-only options have weft names). */
@@ -195,6 +209,9 @@ export const FLAG_NAMES: Record<keyof AgentOptions, string> = {
   kubeAnnotationPrefix: 'kube-annotation-prefix',
   kubePeers: 'kube-peers',
   cniConfDir: 'cni-conf-dir',
+  podLink: 'pod-link',
+  fastPath: 'fast-path',
+  bpfDir: 'bpf-dir',
 };
 
 /** Weave Net's environment names, where the concept is the same (its add-on set these). */
@@ -308,6 +325,16 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
       case 'store':
         out.store = oneOf(flag, text, ['etcd', 'mesh', 'kube'] as const);
         break;
+      case 'podLink':
+        out.podLink = oneOf(flag, text, POD_LINK_MODES);
+        break;
+      case 'fastPath':
+        out.fastPath = oneOf(flag, text, FAST_PATH_MODES);
+        break;
+      case 'bpfDir':
+        if (!text.startsWith('/')) throw bad(flag, text, 'expected an absolute path, e.g. /sys/fs/bpf/weft');
+        out.bpfDir = text;
+        break;
       case 'meshBackend':
         out.meshBackend = oneOf(flag, text, ['auto', 'vxlan', 'host-gw'] as const);
         break;
@@ -364,6 +391,9 @@ export function resolveAgentOptions(flags: RawOptions, env: Record<string, strin
   }
   if ((out.etcdKeyfile === undefined) !== (out.etcdCertfile === undefined)) {
     throw new WeftError('WEFT_INVALID_CONFIG', '--etcd-keyfile and --etcd-certfile go together: TLS client authentication needs both');
+  }
+  if (out.fastPath === 'ebpf' && out.podLink !== 'routed') {
+    throw new WeftError('WEFT_INVALID_CONFIG', '--fast-path ebpf needs --pod-link routed: the fast path redirects into routed pod veths, not into the bridge');
   }
   for (const re of out.ifaceRegex) {
     try {

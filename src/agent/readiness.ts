@@ -15,12 +15,15 @@ export interface ReadinessView {
   ready: boolean;
   /** Why not ready: the start-up phase's reason, or each failing condition's; empty when ready. */
   reasons: string[];
+  /** What the operator should know that does not stop pods (the fast path fell back to the normal path). */
+  notes?: string[];
 }
 
 export class Readiness {
   #startup: StartupPhase | undefined = 'starting';
   #startupReason = 'the agent is starting';
   readonly #failing = new Map<string, string>();
+  readonly #notes = new Map<string, string>();
   readonly #onChange: (view: ReadinessView) => void;
 
   constructor(onChange: (view: ReadinessView) => void = () => undefined) {
@@ -62,15 +65,24 @@ export class Readiness {
     return reason === undefined ? this.clear(condition) : this.fail(condition, reason);
   }
 
+  /** A note (or undefined to drop it): shown with the readiness, never failing it. */
+  note(key: string, text: string | undefined): void {
+    if (this.#notes.get(key) === text) return;
+    if (text === undefined) this.#notes.delete(key);
+    else this.#notes.set(key, text);
+    this.#onChange(this.view());
+  }
+
   failing(condition: string): string | undefined {
     return this.#failing.get(condition);
   }
 
   view(): ReadinessView {
+    const notes = this.#notes.size > 0 ? { notes: [...this.#notes.values()] } : {};
     if (this.#startup !== undefined) {
-      return { phase: this.#startup, ready: false, reasons: [this.#startupReason, ...this.#failing.values()] };
+      return { phase: this.#startup, ready: false, reasons: [this.#startupReason, ...this.#failing.values()], ...notes };
     }
     const reasons = [...this.#failing.values()];
-    return { phase: reasons.length === 0 ? 'ready' : 'degraded', ready: reasons.length === 0, reasons };
+    return { phase: reasons.length === 0 ? 'ready' : 'degraded', ready: reasons.length === 0, reasons, ...notes };
   }
 }

@@ -26,6 +26,14 @@ function lease(s: AgentStatus): string {
   return `${s.lease.subnets.join(', ') || s.lease.subnet}, ${s.lease.reservation ? forever : `expires ${s.lease.expiresAt}`}`;
 }
 
+/** One line: what runs and how many packets it moved, or why it does not run. */
+function fastPath(f: NonNullable<AgentStatus['fastPath']>): string {
+  if (!f.active) return `off (normal path): ${f.reason ?? 'not loaded'}`;
+  const st = f.stats;
+  const moved = st ? `, redirected ${st.rx_redirect} in, ${st.tx_local + st.tx_remote + st.tx_remote_neigh} out, ${st.pass_nat} NAT replies to the stack` : '';
+  return `tc-eBPF on ${f.uplinks.join(', ')} and ${f.pods} pod(s), ${f.peers} peer subnet(s)${moved}`;
+}
+
 export function renderStatus(s: AgentStatus): string {
   const lines = [
     `node       ${s.node} (${s.ready ? 'ready' : `not ready: ${s.phase}`})`,
@@ -35,6 +43,8 @@ export function renderStatus(s: AgentStatus): string {
     `backend    ${s.backend ?? '-'}, pod MTU ${s.mtu ?? '-'}`,
     `lease      ${lease(s)}`,
     `store      ${s.store.kind} ${s.store.endpoints.join(',')} prefix ${s.store.prefix}${s.store.summary ? ` (${s.store.summary})` : ''}`,
+    ...(s.fastPath ? [`fast path  ${fastPath(s.fastPath)}`] : []),
+    ...(s.notes ?? []).map((n) => `note       ${n}`),
     `last sync  ${s.lastSync ?? 'never'}`,
     '',
   ];

@@ -65,6 +65,7 @@ function harness(over: Partial<RuntimeDeps> = {}) {
     removeRoutesOutside: (networks) => { calls.push(`removeRoutesOutside ${networks.join(',')}`); return 0; },
     removeUnusedDevices: (section) => { calls.push(`removeUnusedDevices ${String(section.Type)}`); return []; },
     removeStaleBridgeAddress: () => [],
+    backendDevices: (section) => (section.Type === 'host-gw' ? [] : ['flannel.1']),
     close: () => undefined,
   };
   const deps: RuntimeDeps = {
@@ -240,4 +241,44 @@ test('a backend change whose announcement fails keeps the old backend', async (t
   assert.equal(h.runtime.status().backend, 'vxlan');
   assert.ok(!h.calls.includes('removeUnusedDevices host-gw'));
   assert.ok(h.runtime.status().errors.some((e) => /announcing the new backend failed/.test(e.message)));
+});
+
+/** A fast path that records what the runtime told it. */
+function recordingFastPath(notice?: string) {
+  const seen = { starts: [] as { network: string; uplinks: readonly string[] }[], peers: [] as (readonly string[])[], reconciles: 0 };
+  const fastPath = {
+    start: (t: { network: string; uplinks: readonly string[] }) => void seen.starts.push(t),
+    setPeers: (s: readonly string[]) => void seen.peers.push(s),
+    reconcile: () => void seen.reconciles++,
+    status: () => ({ active: notice === undefined, ...(notice === undefined ? {} : { reason: notice }), uplinks: [], pods: 0, peers: 0 }),
+    notice: () => notice,
+  };
+  return { seen, fastPath };
+}
+
+test('the fast path is pointed at the underlay and the backend device, and gets the peers the data plane carries', async (t) => {
+  const { seen, fastPath } = recordingFastPath();
+  const h = harness({ fastPath });
+  t.after(() => h.runtime.stop());
+  await h.runtime.run();
+  assert.deepEqual(seen.starts, [{ network: '10.16.0.0/16', uplinks: ['eth0', 'flannel.1'] }]);
+  h.backends[0]!.unreachable.add('bad');
+  const peer = (id: string, subnet: string): Peer => ({ id, subnets: [subnet], publicIp: '192.0.2.20', backendType: 'vxlan', backendData: {} });
+  h.cp.events.onPeers({ peers: [peer('good', '10.16.7.0/24'), peer('bad', '10.16.8.0/24')], rejected: [] });
+  await settle();
+  assert.deepEqual(seen.peers.at(-1), ['10.16.7.0/24'], 'an unreachable peer is not fast-pathed');
+  assert.equal(h.runtime.status().fastPath?.active, true);
+  assert.equal(h.runtime.status().notes, undefined);
+});
+
+test('a fast path that fell back leaves the node ready, with the reason as a note', async (t) => {
+  const { fastPath } = recordingFastPath('the eBPF fast path could not be loaded, so pods use the normal path: no BTF');
+  const h = harness({ fastPath });
+  t.after(() => h.runtime.stop());
+  await h.runtime.run();
+  const s = h.runtime.status();
+  assert.equal(s.ready, true);
+  assert.deepEqual(s.notes, ['the eBPF fast path could not be loaded, so pods use the normal path: no BTF']);
+  assert.equal(s.fastPath?.active, false);
+  assert.match(h.runtime.readiness().notes?.join() ?? '', /no BTF/);
 });

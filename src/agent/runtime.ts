@@ -15,6 +15,7 @@ import type { AgentMetrics } from './metrics.ts';
 import { ProblemLog } from './problems.ts';
 import { Readiness, type ReadinessView } from './readiness.ts';
 import type { AgentStatus, PeerStatus } from './status.ts';
+import type { FastPathStatus } from '../fastpath/manager.ts';
 
 /** The kernel as the runtime uses it; the agent builds it on rtnetlink and the backend registry. */
 export interface NodeKernel {
@@ -25,6 +26,8 @@ export interface NodeKernel {
   removeRoutesOutside(networks: readonly string[]): number;
   /** Deletes backend devices this config does not use (a flannel.1 left by an older config). */
   removeUnusedDevices(section: Readonly<Record<string, unknown>>): string[];
+  /** The devices this backend section uses (flannel.1 for vxlan and auto; none for host-gw). */
+  backendDevices(section: Readonly<Record<string, unknown>>): string[];
   /** Deletes a pod bridge address left from a previous network (a cni0 address in none of the node's pod ranges now). */
   removeStaleBridgeAddress(previousNetworks: readonly string[], subnets: readonly string[]): string[];
   close(): void;
@@ -43,6 +46,20 @@ export interface SubnetFile {
   write(network: string, subnet: string, mtu: number): void;
 }
 
+/**
+ * An accelerator for pod-to-pod traffic (the tc-eBPF fast path, src/fastpath): told where the
+ * node's traffic comes in and which peers the data plane reaches. It never fails the node: when
+ * it cannot run, its notice says why and pods use the normal path.
+ */
+export interface NodeFastPath {
+  start(targets: { network: string; uplinks: readonly string[] }): void;
+  setPeers(subnets: readonly string[]): void;
+  reconcile(): void;
+  status(): FastPathStatus;
+  /** Why the node runs without the fast path it was asked for; undefined while it runs. */
+  notice(): string | undefined;
+}
+
 export interface RuntimeDeps {
   node: string;
   controlPlane: ControlPlane;
@@ -51,6 +68,7 @@ export interface RuntimeDeps {
   subnetFile: SubnetFile;
   metrics: AgentMetrics;
   log: Logger;
+  fastPath?: NodeFastPath;
   /** Starts the CNI server once the node is programmed; returns its stop. */
   startCni?: () => Promise<{ stop(): Promise<void> }>;
   reconcileMs: number;
@@ -77,6 +95,8 @@ interface Programmed {
   ranges: NodeRanges | null;
   subnet: string;
 }
+
+const isCarried = (path: PeerPath | undefined): boolean => path === 'direct' || path === 'vxlan';
 
 /** A store full of garbage must not make the status answer huge: the first ones, and the count. */
 const MAX_REJECTED_SHOWN = 100;
@@ -210,6 +230,7 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
       lastSync = new Date(now()).toISOString();
       d.metrics.reconciled((performance.now() - started) / 1000, r.changes);
       for (const e of r.errors) problem(`peer ${e.peer ?? e.subnet}`, `peer ${e.peer ?? e.subnet}: ${e.error}`);
+      d.fastPath?.setPeers(peers.peers.filter((p) => isCarried(r.paths.get(p.id))).flatMap((p) => p.subnets));
       if (r.changes > 0) d.log.info({ changes: r.changes, peers: peers.peers.length }, 'data plane reconciled');
       readiness.clear('dataplane');
     } catch (e) {
@@ -220,6 +241,13 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
       problem('dataplane', message, 'error');
     }
     checkPeers();
+  }
+
+  /** The fast path's uplinks are the underlay and the backend's device; a backend switch changes them. */
+  function startFastPath(s: Programmed): void {
+    if (!d.fastPath) return;
+    d.fastPath.start({ network: s.config.network, uplinks: [s.ext.name, ...d.kernel.backendDevices(s.config.backend)] });
+    readiness.note('fast-path', d.fastPath.notice());
   }
 
   function pathOf(p: { id: string }): PeerPath {
@@ -287,6 +315,7 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
     const removed = d.kernel.removeUnusedDevices(next.backend);
     d.log.warn({ backend: backend.type, mtu: prepared.mtu, removed }, 'backend changed live; pods started before keep their MTU until recreated');
     await program(s);
+    startFastPath(s);
     await reconcile();
   }
 
@@ -299,6 +328,7 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
       const removed = d.kernel.removeUnusedDevices(s.config.backend);
       if (removed.length > 0) d.log.warn({ removed }, 'removed backend devices the current config does not use');
       void reconcile();
+      d.fastPath?.reconcile();
       if (readiness.failing('subnet.env')) writeSubnetFile(s);
       else if (!d.subnetFile.intact()) {
         d.log.warn('subnet.env is missing or changed; writing it again');
@@ -337,6 +367,7 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
     if (stale.length > 0) d.log.warn({ removed: stale }, 'removed pod bridge addresses of a previous network');
     state = { config, ext, backend, announcement, mtu: prepared.mtu, ranges, subnet };
     await program(state);
+    startFastPath(state);
     if (d.startCni) cni = await d.startCni();
     await d.controlPlane.start();
     if (stopped) return;
@@ -375,6 +406,8 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
       rejectedCount: peers.rejected.length,
       lastSync,
       errors: problems.list(),
+      ...(d.fastPath ? { fastPath: d.fastPath.status() } : {}),
+      ...(view.notes && view.notes.length > 0 ? { notes: view.notes } : {}),
     };
   }
 

@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { WeftError, errnoCode } from '../errors.ts';
 import type { Problem } from './problems.ts';
 import type { ReadinessView, Phase } from './readiness.ts';
+import type { FastPathStatus } from '../fastpath/manager.ts';
 
 /** A status answer bigger than this is not ours: refuse it rather than buffer it. */
 const MAX_STATUS_BYTES = 8 << 20;
@@ -65,6 +66,10 @@ export interface AgentStatus {
   errors: Problem[];
   /** What is in the way on this node now (src/agent/leftovers.ts); absent when nothing checks. */
   warnings?: NodeWarning[];
+  /** The tc-eBPF fast path (--fast-path ebpf): whether it runs, why not, its counters; absent when not asked for. */
+  fastPath?: FastPathStatus;
+  /** What does not stop pods but should be known (the fast path fell back to the normal path). */
+  notes?: string[];
 }
 
 /**
@@ -282,7 +287,8 @@ export async function startHealthz(ip: string, port: number, sources: HealthSour
       res.writeHead(200, { 'content-type': 'text/plain' }).end(`weft is running (${sources.readiness().phase})\n`);
     } else if (path === '/readyz') {
       const view = sources.readiness();
-      const body = view.ready ? 'weft is ready\n' : `weft is not ready (${view.phase}): ${view.reasons.join('; ')}\n`;
+      const notes = (view.notes ?? []).map((n) => `note: ${n}\n`).join('');
+      const body = `${view.ready ? 'weft is ready\n' : `weft is not ready (${view.phase}): ${view.reasons.join('; ')}\n`}${notes}`;
       res.writeHead(view.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(body);
     } else if (path === '/metrics' && sources.metrics) {
       const m = sources.metrics;

@@ -79,6 +79,9 @@ const help: Record<keyof AgentOptions, string> = {
   kubeAnnotationPrefix: 'kube: prefix of the Node annotations with each node\'s backend data',
   kubePeers: 'mesh: discover peers from the Kubernetes Node list (InternalIP) and reclaim deleted Nodes\' address blocks',
   cniConfDir: 'the container runtime\'s CNI config dir, checked for configs that sort before weft\'s (the AWS VPC CNI\'s 10-aws.conflist) ("" = not checked)',
+  podLink: 'how pod veths meet the node: bridge (on cni0, as flannel) or routed (a /32 route per pod, no bridge); docs/dataplane.md',
+  fastPath: 'tc-eBPF fast path for pod-to-pod TCP/UDP: none or ebpf (needs --pod-link routed; falls back to the normal path, and says why, when the kernel cannot load it)',
+  bpfDir: 'where the fast path pins its BPF maps (a bpffs; mounted there when it is not one)',
 };
 
 export function registerAgent(program: Command, version: string): void {

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { CNI_KINDS, type CniKind } from '../lab/cni-config.ts';
 import { DEFAULT_LAB_NAME } from '../lab/names.ts';
+import { LAB_FAST_PATHS, LAB_POD_LINKS, type LabFastPath, type LabPodLink } from '../lab/data-path.ts';
 import { DEFAULT_KINDS, PROBE_KINDS, isProbeKind, type ProbeKind } from '../lab/probe-kinds.ts';
 import {
   DEFAULT_IPALLOC_BLOCK, DEFAULT_IPALLOC_RANGE, ETCD_APIS, LAB_BACKENDS, MESH_PORT, MESH_VXLAN_PORT, STORE_KINDS, type EtcdApi, type LabBackend, type StoreKind,
@@ -56,13 +57,15 @@ export function registerLab(program: Command): void {
     .option('--password <secret>', 'store mesh: the mesh password, given to every agent in a 0600 file in the lab directory (--password-file)')
     .option('--start <k>', 'store mesh: start the agents (and pods) of the first k nodes only; `lab node start` starts the others later', wholeNumber)
     .addOption(new Option('--zones <n>', 'zones the nodes alternate over: 2, or 1 for all in zone a (default 2; 1 with --backend host-gw, which needs one L2 segment)').choices(['1', '2']))
+    .addOption(new Option('--pod-link <link>', 'how pods meet their nodes: bridge (cni0, as flannel) or routed (a /32 route per pod); default $WEFT_POD_LINK or bridge').choices(LAB_POD_LINKS))
+    .addOption(new Option('--fast-path <kind>', 'the agents\' tc-eBPF fast path: none or ebpf (needs --pod-link routed and an agent store); default $WEFT_FAST_PATH or none').choices(LAB_FAST_PATHS))
     .option('--no-daemon', 'store none, weft only: do not start a `weft cni-server` per node (the plugin then works standalone)')
     .option('--json', 'print the resulting status as JSON')
     .option('--verbose', 'structured debug logs on stderr')
     .action(async (o: {
       name: string; nodes: number; podsPerNode: number; cni: CniKind; store: StoreKind; etcdApi?: EtcdApi; backend?: LabBackend; leaseTtl?: string; zones?: string;
       ipallocRange?: string; ipallocBlock?: number; ipallocInit?: string; password?: string; start?: number;
-      daemon: boolean; json?: boolean; verbose?: boolean;
+      podLink?: LabPodLink; fastPath?: LabFastPath; daemon: boolean; json?: boolean; verbose?: boolean;
     }) => {
       const { labUp, labStatus, renderStatus } = await loadLab();
       await labUp({
@@ -81,6 +84,8 @@ export function registerLab(program: Command): void {
         ...(o.password === undefined ? {} : { password: o.password }),
         ...(o.start === undefined ? {} : { start: o.start }),
         ...(o.daemon ? {} : { daemons: false }),
+        ...(o.podLink === undefined ? {} : { podLink: o.podLink }),
+        ...(o.fastPath === undefined ? {} : { fastPath: o.fastPath }),
         logger: logger(o.verbose),
         onProgress: (line) => process.stderr.write(`${line}\n`),
       });

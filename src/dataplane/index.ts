@@ -84,6 +84,12 @@ export function teardownAllBackends(nl: Rtnetlink, log: Logger = silentLogger): 
   return { routes, devices: [...devices] };
 }
 
+/** The devices this Backend section uses (the fast path attaches to them). */
+export function backendDevices(rawBackend: Readonly<Record<string, unknown>>): string[] {
+  const { config } = validated(rawBackend);
+  return (BACKENDS[config.type] as BackendModule<unknown>).devices(config.settings);
+}
+
 /**
  * Removes the backend devices this Backend section does not use (a flannel.1 left after the
  * VNI changed to 4096, or after a switch to host-gw), keeping the one it uses; returns their names.

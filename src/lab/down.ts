@@ -11,6 +11,7 @@ import { parseLabNs, podNs, nodeNs, validateLabName, type LabMember } from './na
 import { deleteNetns, listNetns, netnsPids } from './netns.ts';
 import { BRIDGE_PLUGIN, LAB_STATE_ROOT, labDir, nodeFiles, WEFT_CNI_PLUGIN } from './paths.ts';
 import { detachPod, type NodeRef } from './pods.ts';
+import { unmountUnder } from './data-path.ts';
 import { cmdline, isAlive, stopProcesses } from './processes.ts';
 import { readState, type LabState } from './state.ts';
 import type { PodPlan } from './topology.ts';
@@ -83,7 +84,9 @@ export async function labDown(name: string, options: LabDownOptions = {}): Promi
   }
   if (namespaces.length > 0) progress(`deleted ${namespaces.length} namespace(s)`);
 
-  // 4. Files: state, subnet.env, conflists, IPAM data, logs, etcd's data.
+  // 4. Files: state, subnet.env, conflists, IPAM data, logs, etcd's data; the fast path's bpffs first.
+  const unmounted = await unmountUnder(dir);
+  if (unmounted.length > 0) progress(`unmounted ${unmounted.join(' ')}`);
   await rm(dir, { recursive: true, force: true });
   report.removedDir = dir;
 

@@ -15,6 +15,7 @@ import { mapLimit } from './concurrency.ts';
 import { ETCD_PREFIX } from './etcd.ts';
 import { weftLauncher } from './launcher.ts';
 import { meshAgentArgv, meshAgentEnv, writePasswordFile } from './mesh.ts';
+import { dataPathArgs } from './data-path.ts';
 import { podNs } from './names.ts';
 import { deleteNetns, execInNetns, netnsExists, netnsPids } from './netns.ts';
 import { LAB_STATE_ROOT, labDir, nodeExecEnv, nodeFiles } from './paths.ts';
@@ -52,6 +53,10 @@ export function meshNodeArgv(state: LabState, node: NodePlan, weft: readonly str
 }
 
 function agentCommand(state: LabState, node: NodePlan, password: PasswordChoice): string[] {
+  return [...storeAgentCommand(state, node, password), ...dataPathArgs(state.dataPath)];
+}
+
+function storeAgentCommand(state: LabState, node: NodePlan, password: PasswordChoice): string[] {
   const weft = weftLauncher().argv;
   if (state.store === 'mesh') return meshNodeArgv(state, node, weft, password);
   if (password !== 'lab') throw new WeftError('WEFT_LAB', '--password and --no-password are for mesh labs (lab up --store mesh)');

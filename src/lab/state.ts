@@ -5,6 +5,7 @@ import { open, readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoCode, WeftError } from '../errors.ts';
 import { writeFileAtomic } from './atomic-write.ts';
+import type { LabDataPath } from './data-path.ts';
 import type { CniKind } from './cni-config.ts';
 import { stateFile } from './paths.ts';
 import type { EtcdApi, LabBackend, StoreKind } from './store-kinds.ts';
@@ -103,6 +104,8 @@ export interface LabState {
   removedNodes?: string[];
   /** The nodes `lab partition` cut off from the rest (TCP mesh port and UDP VXLAN port dropped); absent or null: none. */
   partition?: string[] | null;
+  /** How pods meet their nodes and whether the agents run the fast path; absent in older labs: bridge, none. */
+  dataPath?: LabDataPath;
   topology: Topology;
   /** Namespaces created so far, in order. */
   namespaces: string[];

@@ -18,6 +18,7 @@ import { DEFAULT_LAB_NAME, labNamesIn, validateLabName } from './names.ts';
 import { listNetns } from './netns.ts';
 import { meshAgentEnv, validateMeshOptions, writePasswordFile } from './mesh.ts';
 import { meshNodeArgv } from './nodes.ts';
+import { dataPathArgs, mountLabBpffs, resolveDataPath, type LabDataPath, type LabFastPath, type LabPodLink } from './data-path.ts';
 import { BRIDGE_PLUGIN, LAB_STATE_ROOT, labDir, labPasswordFile, nodeFiles, WEFT_BIN, WEFT_CNI_PLUGIN, type NodeFiles } from './paths.ts';
 import { attachPod } from './pods.ts';
 import { startDaemon } from './processes.ts';
@@ -61,6 +62,10 @@ export interface LabUpOptions {
   start?: number;
   /** Zones the nodes alternate over: 2, or 1 (all in zone a). Default 2, but 1 for host-gw, which needs one L2 segment. */
   zones?: number;
+  /** How pods meet their nodes: bridge (default) or routed; default from WEFT_POD_LINK (src/lab/data-path.ts). */
+  podLink?: LabPodLink;
+  /** The agents' --fast-path: none (default) or ebpf (needs podLink routed); default from WEFT_FAST_PATH. */
+  fastPath?: LabFastPath;
   /** Start one daemon per node, inside its namespace (default: only with cni weft; always with store etcd: the agent). */
   daemons?: boolean;
   /** store none: the per-node daemon's command (default `bin/weft cni-server --ready-file <node dir>/cni-server.ready`); it must create the ready file. */
@@ -92,6 +97,7 @@ interface Resolved {
   leaseTtl: string;
   zones: number;
   mesh: { range: string; blockPrefix: number; init: string | null; password: string | null; start: number } | null;
+  dataPath: LabDataPath;
 }
 
 async function resolve(o: LabUpOptions): Promise<Resolved> {
@@ -137,7 +143,10 @@ async function resolve(o: LabUpOptions): Promise<Resolved> {
   if (store === 'etcd') {
     for (const bin of [ETCD_BIN, ETCDCTL_BIN]) await mustBeExecutable(bin, `${bin} is missing; --store etcd needs etcd 3.4+ (Debian: apt-get install etcd-server etcd-client)`);
   }
-  return { name, nodes, podsPerNode, cni, daemons, plugin, dir: labDir(name, o.stateRoot ?? LAB_STATE_ROOT), store, etcdApi, backend, leaseTtl, zones, mesh };
+  const dir = labDir(name, o.stateRoot ?? LAB_STATE_ROOT);
+  const dataPath = resolveDataPath(o, dir);
+  if (dataPath.fastPath !== 'none' && !hasAgents(store)) throw new WeftError('WEFT_LAB', '--fast-path is the agents\': add --store etcd, kube or mesh');
+  return { name, nodes, podsPerNode, cni, daemons, plugin, dir, store, etcdApi, backend, leaseTtl, zones, mesh, dataPath };
 }
 
 function resolveMesh(o: LabUpOptions, nodes: number): NonNullable<Resolved['mesh']> {
@@ -174,6 +183,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
   const weft = weftLauncher();
   if (hasAgents(r.store) && weft.warning !== undefined) progress(`warning: ${weft.warning}`);
   await claim(r, options.stateRoot ?? LAB_STATE_ROOT);
+  await mountLabBpffs(r.dataPath);
 
   const topology = calcTopology({
     name: r.name, nodes: r.nodes, podsPerNode: r.podsPerNode, labDir: r.dir, zones: r.zones, store: r.store,
@@ -202,6 +212,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
           leases: {},
         }
       : {}),
+    dataPath: r.dataPath,
     topology,
     namespaces: [],
     daemonPids: {},
@@ -277,7 +288,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
     const started = topology.nodes.slice(0, m.start);
     await mapLimit(started, Math.max(1, started.length), async (node) => {
       const files = nodeFiles(node.dir);
-      const argv = meshNodeArgv(state, node, weft.argv, 'lab');
+      const argv = [...meshNodeArgv(state, node, weft.argv, 'lab'), ...dataPathArgs(state.dataPath)];
       const pid = await startNodeAgent({
         node, files, argv,
         env: meshAgentEnv(node.name),
@@ -381,9 +392,12 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
   async function startAgent(node: NodePlan, files: NodeFiles, plan: EtcdPlan): Promise<NodeLease> {
     const pid = await startNodeAgent({
       node, files,
-      argv: r.store === 'kube'
-        ? kubeAgentArgv({ weft: weft.argv, kubeconfig: apiServerFiles(plan.dir).kubeconfig, files })
-        : agentArgv({ weft: weft.argv, etcd: plan, api: r.etcdApi, prefix: ETCD_PREFIX, leaseTtl: r.leaseTtl, files }),
+      argv: [
+        ...(r.store === 'kube'
+          ? kubeAgentArgv({ weft: weft.argv, kubeconfig: apiServerFiles(plan.dir).kubeconfig, files })
+          : agentArgv({ weft: weft.argv, etcd: plan, api: r.etcdApi, prefix: ETCD_PREFIX, leaseTtl: r.leaseTtl, files })),
+        ...dataPathArgs(r.dataPath),
+      ],
       env: agentEnv(node.name),
       timeoutMs: options.daemonReadyTimeoutMs ?? 30_000,
       onStarted: async (started) => {

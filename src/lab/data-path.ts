@@ -1,0 +1,71 @@
+// How a lab's pods meet their nodes (`lab up --pod-link`, `--fast-path`): every agent of the lab
+// gets the same flags. WEFT_POD_LINK and WEFT_FAST_PATH in the environment set the defaults, so a
+// whole test suite can run its labs with the fast path on without each test asking for it.
+//
+// The fast path pins its BPF maps on a bpffs. The lab mounts one bpffs of its own in the lab
+// directory (each agent pins under it by its network namespace), so no lab touches the host's
+// /sys/fs/bpf, a restarted agent finds its maps again, and `lab down` unmounts it.
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { WeftError } from '../errors.ts';
+import { run } from './run.ts';
+
+export type LabPodLink = 'bridge' | 'routed';
+export type LabFastPath = 'none' | 'ebpf';
+export const LAB_POD_LINKS: readonly LabPodLink[] = ['bridge', 'routed'];
+export const LAB_FAST_PATHS: readonly LabFastPath[] = ['none', 'ebpf'];
+
+export interface LabDataPath {
+  podLink: LabPodLink;
+  fastPath: LabFastPath;
+  /** The lab's bpffs (fast path only). */
+  bpfDir: string | null;
+}
+
+const fromEnv = (env: NodeJS.ProcessEnv, name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
+
+/** The lab's choice: the options, else the environment, else bridge without a fast path. */
+export function resolveDataPath(o: { podLink?: string; fastPath?: string }, labDirectory: string, env: NodeJS.ProcessEnv = process.env): LabDataPath {
+  const podLink = o.podLink ?? fromEnv(env, 'WEFT_POD_LINK') ?? 'bridge';
+  const fastPath = o.fastPath ?? fromEnv(env, 'WEFT_FAST_PATH') ?? 'none';
+  if (!(LAB_POD_LINKS as readonly string[]).includes(podLink)) throw new WeftError('WEFT_LAB', `--pod-link must be one of ${LAB_POD_LINKS.join(', ')}, got ${JSON.stringify(podLink)}`);
+  if (!(LAB_FAST_PATHS as readonly string[]).includes(fastPath)) throw new WeftError('WEFT_LAB', `--fast-path must be one of ${LAB_FAST_PATHS.join(', ')}, got ${JSON.stringify(fastPath)}`);
+  if (fastPath === 'ebpf' && podLink !== 'routed') throw new WeftError('WEFT_LAB', '--fast-path ebpf needs --pod-link routed (the fast path redirects into routed pod veths)');
+  return { podLink: podLink as LabPodLink, fastPath: fastPath as LabFastPath, bpfDir: fastPath === 'ebpf' ? join(labDirectory, 'bpf') : null };
+}
+
+/** The agent flags for it; none for the defaults, so a default lab's command lines stay as they were. */
+export function dataPathArgs(d: LabDataPath | undefined): string[] {
+  if (d === undefined) return [];
+  return [
+    ...(d.podLink === 'bridge' ? [] : ['--pod-link', d.podLink]),
+    ...(d.fastPath === 'none' ? [] : ['--fast-path', d.fastPath]),
+    ...(d.bpfDir === null ? [] : ['--bpf-dir', d.bpfDir]),
+  ];
+}
+
+/** Mounts the lab's bpffs (once; a mount that is already there is kept). */
+export async function mountLabBpffs(d: LabDataPath): Promise<void> {
+  if (d.bpfDir === null) return;
+  await mkdir(d.bpfDir, { recursive: true, mode: 0o700 });
+  if ((await mountsUnder(d.bpfDir)).includes(d.bpfDir)) return;
+  const r = await run(['mount', '-t', 'bpf', 'bpf', d.bpfDir]);
+  if (r.code !== 0) throw new WeftError('WEFT_LAB', `cannot mount a bpffs at ${d.bpfDir} for the fast path: ${r.stderr.trim()}`);
+}
+
+/** Unmounts every mount inside the lab directory (its bpffs), deepest first; `lab down` runs it before removing the directory. */
+export async function unmountUnder(dir: string): Promise<string[]> {
+  const mounts = (await mountsUnder(dir)).sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    const r = await run(['umount', m]);
+    if (r.code !== 0) throw new WeftError('WEFT_LAB', `cannot unmount ${m}: ${r.stderr.trim()}`);
+  }
+  return mounts;
+}
+
+async function mountsUnder(dir: string): Promise<string[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  return text.split('\n').map((line) => line.split(' ')[4]).filter((m): m is string => m !== undefined && (m === dir || m.startsWith(prefix)))
+    .map((m) => m.replace(/\\040/g, ' '));
+}
