@@ -49,6 +49,11 @@ test('healthz answers from the first second; readyz follows readiness and says w
   assert.match(notReady.body, /waiting-for-store.*connection refused/);
   view = { phase: 'ready', ready: true, reasons: [] };
   assert.equal((await get('/readyz')).status, 200);
+  // A note (the fast path fell back) is in the body, and the node stays ready.
+  view = { phase: 'ready', ready: true, reasons: [], notes: ['the eBPF fast path could not be loaded, so pods use the normal path: no BTF'] };
+  const noted = await get('/readyz');
+  assert.equal(noted.status, 200);
+  assert.match(noted.body, /^weft is ready\nnote: the eBPF fast path could not be loaded.*no BTF\n$/);
   assert.equal((await get('/nope')).status, 404);
   assert.match((await get('/metrics')).body, /weft_build_info/);
 });
