@@ -19,6 +19,7 @@ export type WeftErrorCode =
   | 'WEFT_MESH_HANDSHAKE' // a mesh peer connection was refused (version, mesh, password, identity)
   | 'WEFT_MESH_STATE' // a mesh peer's state (block map, records) is malformed or inconsistent
   | 'WEFT_KUBE' // the Kubernetes API refused a request: names the Status message
+  | 'WEFT_FASTPATH' // the eBPF fast path cannot load, attach or update: names the kernel's reason
   | 'WEFT_INTERNAL';
 
 export class WeftError extends Error {

@@ -28,6 +28,7 @@ const codeFor: Record<WeftErrorCode, number> = {
   // The mesh's and the Kubernetes API's own troubles never reach a CNI caller directly; should one, it is internal.
   WEFT_MESH_HANDSHAKE: CniErrorCodes.internal,
   WEFT_KUBE: CniErrorCodes.internal,
+  WEFT_FASTPATH: CniErrorCodes.internal,
   WEFT_MESH_STATE: CniErrorCodes.internal,
   WEFT_INTERNAL: CniErrorCodes.internal,
 };
