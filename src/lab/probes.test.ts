@@ -80,6 +80,17 @@ test('store etcd: the pods’ gateway comes from their ADD result, else from the
   assert.deepEqual(gateways, [['n1-p1', 'n1:cni0', '10.16.40.1'], ['n2-p1', 'n2:cni0', '10.16.77.1']]);
 });
 
+test('routed pod links: the link-local gateway is not pinged, and the skip says why', () => {
+  const topology = calcTopology({ name: 'x', nodes: 1, podsPerNode: 1, labDir: '/l', store: 'etcd' });
+  const s: LabState = {
+    version: 1, name: 'x', createdAt: '', phase: 'ready', upPid: 1, cni: 'weft', plugin: '', daemons: true, store: 'etcd', topology, namespaces: [], daemonPids: {},
+    pods: { 'n1-p1': { containerId: 'a', addresses: ['10.16.40.2/32'], result: { ips: [{ address: '10.16.40.2/32', gateway: '169.254.1.1' }] } } },
+  };
+  assert.deepEqual(planProbes(probeView(s), ['pod-gateway']), []);
+  const skipped = skippedKinds(probeView(s), s, ['pod-gateway']);
+  assert.match(skipped[0]?.reason ?? '', /link-local next hop.*routed pod links/);
+});
+
 test('a 1-node lab says which kinds it could not run and why, instead of passing with fewer probes', () => {
   const one = labState(1, 2);
   const etcd = { ...one, store: 'etcd' as const };

@@ -83,11 +83,14 @@ const podToPods = (kind: ProbeKind, keep: (a: Node, b: Node) => boolean): Planne
     a.pods.flatMap((p) => b.pods.filter((q) => q !== p).map((q) => ({ kind, from: p.name, fromNs: p.ns, to: q.name, address: q.address }))),
   );
 
+const isLinkLocal = (address: string): boolean => address.startsWith('169.254.') || /^fe[89ab]/i.test(address);
+
 export const PLANNERS: Record<ProbeKind, Planner> = {
   'pod-pod-same-node': podToPods('pod-pod-same-node', (a, b) => a === b),
+  // A routed pod's gateway (169.254.1.1) is only a next hop that nothing on the node owns: not pinged.
   'pod-gateway': (v) =>
     v.nodes.flatMap((n) =>
-      n.pods.flatMap((p) => (p.gateway === null ? [] : [{ kind: 'pod-gateway' as const, from: p.name, fromNs: p.ns, to: `${n.name}:cni0`, address: p.gateway }])),
+      n.pods.flatMap((p) => (p.gateway === null || isLinkLocal(p.gateway) ? [] : [{ kind: 'pod-gateway' as const, from: p.name, fromNs: p.ns, to: `${n.name}:cni0`, address: p.gateway }])),
     ),
   'pod-node': (v) =>
     v.nodes.flatMap((n) => n.pods.map((p) => ({ kind: 'pod-node' as const, from: p.name, fromNs: p.ns, to: n.name, address: n.address }))),
@@ -134,7 +137,11 @@ function whyNoProbes(kind: ProbeKind, v: ProbeView): string {
   if (kind === 'pod-pod-same-node') return 'no node has two pods (lab up --pods-per-node 2)';
   if (kind === 'pod-pod-same-zone') return 'no two nodes share a zone (lab up --nodes 3 or more, or --zones 1)';
   if (kind === 'pod-pod-other-zone') return 'all nodes are in one zone (lab up --zones 2 with 2 or more nodes)';
-  if (kind === 'pod-gateway') return "no pod's gateway is known";
+  if (kind === 'pod-gateway') {
+    return v.nodes.some((n) => n.pods.some((p) => p.gateway !== null && isLinkLocal(p.gateway)))
+      ? "the pods' gateway is a link-local next hop that no node address answers (routed pod links); pod-node probes the node"
+      : "no pod's gateway is known";
+  }
   return 'no probe of this kind fits the lab';
 }
 
