@@ -6,6 +6,10 @@
 // Each allocation carries its range's gateway: one per family in etcd mode (subnet.env's), one
 // per block with block IPAM (block-ipam.ts). The bridge holds the gateway of the pod's range,
 // added the first time a pod lands in it, and the pod's routes go via that gateway.
+//
+// subnet.env's WEFT_POD_LINK picks each ADD's link: the bridge (above), or routed
+// (routed-link.ts: no bridge, a host route per pod). DEL, GC and STATUS are the same for both,
+// and CHECK tells them apart by the ADD's result, so pods of either kind survive a switch.
 import { randomBytes } from 'node:crypto';
 import { openSync, closeSync } from 'node:fs';
 import { WeftError, errnoCode } from '../errors.ts';
@@ -24,11 +28,13 @@ import type { PluginConfig } from './config.ts';
 import { parseCniArgs, type CniEnv } from './env.ts';
 import { forgetFlannelDelegate, gcFlannelDelegates, saveFlannelDelegate } from './flannel-state.ts';
 import { ensureForwarding, ensureNodeBridge, familyOf, randomMac, type NodeBridge } from './node-bridge.ts';
-import { planPodNetwork, withAllocationGateways, type AllocatedGateway, type PodNetworkPlan } from './plan.ts';
+import { planPodNetwork, routedPodAddressing, withAllocationGateways, ROUTED_GATEWAY, type AllocatedGateway, type PodNetworkPlan } from './plan.ts';
 import type { CniOperations } from './plugin.ts';
 import type { PodMasquerade } from './pod-masq.ts';
-import type { AddResult } from './result.ts';
+import type { AddResult, ResultInterface } from './result.ts';
+import type { Route } from './config.ts';
 import { podAddresses, configurePodInterface, setPodInterfaceKnobs } from './pod-link.ts';
+import { enableBridgeProxyArp, hasRoutedPods, routeToPod, setHostVethKnobs, type RoutedPod } from './routed-link.ts';
 
 export interface BridgeOperationsOptions {
   log: Logger;
@@ -38,6 +44,30 @@ export interface BridgeOperationsOptions {
   ipam?: IpamFactory;
   /** The log throttle's and the usage cache's clock (tests). */
   clock?: Clock;
+  /** Awaited at the end of a routed ADD (the fast path's map entry); a throw is logged, never fails the ADD. */
+  onPodAttached?: (pod: RoutedPod) => void | Promise<void>;
+  /** After every DEL and GC: routed pods may be gone (the fast path re-reads listRoutedPods). */
+  onPodsChanged?: () => void;
+}
+
+/** What the link step of an ADD gets: the request, the pod's namespace and MAC, its addresses and plan. */
+interface PodLinkInput {
+  env: CniEnv;
+  config: PluginConfig;
+  pod: PodNetns;
+  podMac: string;
+  allocations: readonly Allocation[];
+  ipam: Ipam;
+  plan: PodNetworkPlan;
+}
+
+/** What the link step made, for the result: the pod's interface last, one address and gateway per allocation. */
+interface AttachedLink {
+  interfaces: ResultInterface[];
+  addresses: string[];
+  gateways: string[];
+  routes: Route[];
+  routed?: RoutedPod;
 }
 
 /** Repeats of one IPAM problem (a store file that cannot be read) within this window are summed up in one line. */
@@ -57,11 +87,15 @@ export class BridgeOperations implements CniOperations {
   readonly #ipamFactory: IpamFactory;
   readonly #throttle: LogThrottle;
   readonly #usage: IpamUsageCache;
+  readonly #onPodAttached: BridgeOperationsOptions['onPodAttached'];
+  readonly #onPodsChanged: BridgeOperationsOptions['onPodsChanged'];
 
   constructor(options: BridgeOperationsOptions) {
     this.#log = options.log;
     this.#masq = options.masquerade;
     this.#ipamFactory = options.ipam ?? hostLocalIpamFactory;
+    this.#onPodAttached = options.onPodAttached;
+    this.#onPodsChanged = options.onPodsChanged;
     const clock = options.clock ?? Date.now;
     this.#throttle = new LogThrottle(options.log, IPAM_WARN_WINDOW_MS, clock);
     this.#usage = new IpamUsageCache({
@@ -135,39 +169,113 @@ export class BridgeOperations implements CniOperations {
       this.#usage.changed();
     });
     const podPlan = withAllocationGateways(plan, allocations);
-    // 4. The node's bridge with the gateway of the pod's range(s), and forwarding.
-    const node = this.#nodeNetlink;
-    const bridge = this.#ensureBridge(node, config.bridge, podPlan, () => currentSubnets(ipam, plan, allocations));
     ensureForwarding(podPlan.gateways.map(familyOf));
-    // 5. The veth pair: host end on the bridge, pod end created directly in the pod's namespace.
+    // 4-6. The pod's link to the node: a veth, on the bridge or routed (subnet.env's WEFT_POD_LINK).
     const podMac = config.requestedMac ?? args.get('MAC') ?? randomMac();
-    const hostName = this.#createVeth(node, { bridge: bridge.index, mtu: plan.mtu, ifname: env.ifname, podMac, netnsFd: pod.fd });
-    undo.push(() => node.deleteLink(hostName));
-    const host = node.getLink(hostName);
-    if (!host) throw new WeftError('WEFT_NETLINK', `veth ${hostName} vanished right after creation`);
-    if (config.hairpinMode) node.setHairpin(host.index, true);
-    // 6. Inside the pod: addresses, then routes via the gateway.
-    const podAddrs = allocations.map((a) => `${a.address}/${a.prefix}`);
-    setPodInterfaceKnobs(env.netns, env.ifname);
-    configurePodInterface(pod.nl, { ifname: env.ifname, addresses: podAddrs, routes: podPlan.routes });
-    // 7. Masquerade by the plugin, only if the node agent does not do it.
+    const link = { env, config, pod, podMac, allocations, ipam, plan: podPlan };
+    const attached = plan.podLink === 'routed' ? this.#attachRouted(link, undo) : this.#attachBridged(link, undo);
+    // 7. Masquerade by the plugin, only if the node agent does not do it; never within the pod's
+    // subnet, however it is linked (so the subnet's prefix, not a routed pod's /32).
     if (plan.podMasq) {
       if (!this.#masq) throw new WeftError('WEFT_FIREWALL', 'per-pod masquerade is needed (FLANNEL_IPMASQ=false) but no firewall backend is configured');
-      await this.#masq.setup({ network: config.name, containerId: env.containerId, ips: podAddrs });
+      const ips = allocations.map((a) => `${a.address}/${a.prefix}`);
+      await this.#masq.setup({ network: config.name, containerId: env.containerId, ips });
       undo.push(() => this.#masq?.teardown({ network: config.name, containerId: env.containerId }));
     }
     // 8. flannel's own plugin must be able to DEL this pod after a switch back (flannel-state.ts).
     if (config.flannelStateDir) saveFlannelDelegate(config, env.containerId, plan);
+    // 9. The fast path learns of a routed pod at once (it also finds it in the kernel later).
+    if (attached.routed) await this.#notifyAttached(env, attached.routed);
+    const podIndex = attached.interfaces.length - 1;
+    return {
+      interfaces: attached.interfaces,
+      ips: allocations.map((a, i) => ({ address: attached.addresses[i] as string, gateway: attached.gateways[i] as string, interface: podIndex })),
+      routes: attached.routes,
+      dns: config.dns ?? {},
+    };
+  }
+
+  /** Bridge link: the node's bridge with the gateway of the pod's range(s); the host end on it. */
+  #attachBridged(o: PodLinkInput, undo: (() => unknown)[]): AttachedLink {
+    const { env, config, plan } = o;
+    const node = this.#nodeNetlink;
+    const bridge = this.#ensureBridge(node, config.bridge, plan, () => currentSubnets(o.ipam, plan, o.allocations));
+    const hostName = this.#createVeth(node, { bridge: bridge.index, mtu: plan.mtu, ifname: env.ifname, podMac: o.podMac, netnsFd: o.pod.fd });
+    undo.push(() => node.deleteLink(hostName));
+    const host = node.getLink(hostName);
+    if (!host) throw new WeftError('WEFT_NETLINK', `veth ${hostName} vanished right after creation`);
+    if (config.hairpinMode) node.setHairpin(host.index, true);
+    // Inside the pod: addresses, then routes via the gateway.
+    const addresses = o.allocations.map((a) => `${a.address}/${a.prefix}`);
+    setPodInterfaceKnobs(env.netns, env.ifname);
+    configurePodInterface(o.pod.nl, { ifname: env.ifname, addresses, routes: plan.routes });
     return {
       interfaces: [
         { name: bridge.name, mac: bridge.mac },
         { name: hostName, mac: host.mac ?? '' },
-        { name: env.ifname, mac: podMac, sandbox: env.netns, mtu: plan.mtu },
+        { name: env.ifname, mac: o.podMac, sandbox: env.netns, mtu: plan.mtu },
       ],
-      ips: allocations.map((a) => ({ address: `${a.address}/${a.prefix}`, gateway: a.gateway, interface: 2 })),
-      routes: podPlan.routes,
-      dns: config.dns ?? {},
+      addresses,
+      gateways: o.allocations.map((a) => a.gateway),
+      routes: plan.routes,
     };
+  }
+
+  /**
+   * Routed link (routed-link.ts): the host end on no bridge; inside the pod host addresses and
+   * routes via the link-local gateway, whose MAC is the host end's; on the node a permanent
+   * neighbour and a host route per address.
+   */
+  #attachRouted(o: PodLinkInput, undo: (() => unknown)[]): AttachedLink {
+    const { env, config, plan } = o;
+    const node = this.#nodeNetlink;
+    const routed = routedPodAddressing(o.allocations.map((a) => `${a.address}/${a.prefix}`), plan.routes);
+    const hostMac = randomMac();
+    const hostName = this.#createVeth(node, { mtu: plan.mtu, ifname: env.ifname, podMac: o.podMac, hostMac, netnsFd: o.pod.fd });
+    undo.push(() => node.deleteLink(hostName));
+    const host = node.getLink(hostName);
+    if (!host) throw new WeftError('WEFT_NETLINK', `veth ${hostName} vanished right after creation`);
+    setHostVethKnobs(hostName);
+    // A node switched from bridge: the bridge's pods must still reach this one (routed-link.ts).
+    if (node.getLink(config.bridge)?.kind === 'bridge') enableBridgeProxyArp(config.bridge);
+    setPodInterfaceKnobs(env.netns, env.ifname);
+    configurePodInterface(o.pod.nl, {
+      ifname: env.ifname, addresses: routed.addresses, routes: routed.routes,
+      gateways: routed.gateways.map((ip) => ({ ip, mac: hostMac })),
+    });
+    const ips = o.allocations.map((a) => a.address);
+    routeToPod(node, { hostIndex: host.index, hostName, podMac: o.podMac, ips }, undo);
+    const v4 = o.allocations.find((a) => a.family === 4)?.address;
+    const v6 = o.allocations.find((a) => a.family === 6)?.address;
+    return {
+      interfaces: [
+        { name: hostName, mac: hostMac },
+        { name: env.ifname, mac: o.podMac, sandbox: env.netns, mtu: plan.mtu },
+      ],
+      addresses: routed.addresses,
+      gateways: o.allocations.map((a) => ROUTED_GATEWAY[a.family]),
+      routes: routed.routes,
+      routed: { hostIfindex: host.index, hostIfname: hostName, hostMac, podMac: o.podMac, ...(v4 ? { ipv4: v4 } : {}), ...(v6 ? { ipv6: v6 } : {}) },
+    };
+  }
+
+  /** The onPodAttached hook; its failure is the fast path's problem, never the pod's. */
+  async #notifyAttached(env: CniEnv, pod: RoutedPod): Promise<void> {
+    if (!this.#onPodAttached) return;
+    try {
+      await this.#onPodAttached(pod);
+    } catch (e) {
+      this.#log.warn({ containerId: env.containerId, hostIfname: pod.hostIfname, err: (e as Error).message }, 'onPodAttached failed; the pod is attached all the same');
+    }
+  }
+
+  #notifyChanged(): void {
+    if (!this.#onPodsChanged) return;
+    try {
+      this.#onPodsChanged();
+    } catch (e) {
+      this.#log.warn({ err: (e as Error).message }, 'onPodsChanged failed');
+    }
   }
 
   /**
@@ -183,18 +291,23 @@ export class BridgeOperations implements CniOperations {
       if (link?.index === cached.bridge.index && link.up) return cached.bridge;
     }
     const ensured = ensureNodeBridge(node, { name, mtu: plan.mtu, gateways: plan.gateways, networks: plan.networks, current: current(), log: this.#log });
+    // A node switched back from routed: this bridge's pods must reach the routed ones (routed-link.ts).
+    if (hasRoutedPods(node)) enableBridgeProxyArp(name);
     const bridge = { index: ensured.index, name: ensured.name, mac: ensured.mac };
     this.#bridges.set(name, { mtu: plan.mtu, bridge, addresses: new Set(ensured.addresses) });
     return bridge;
   }
 
-  /** Host end named "veth" + 8 hex digits like the bridge plugin; a name clash is retried. */
-  #createVeth(node: Rtnetlink, o: { bridge: number; mtu: number; ifname: string; podMac: string; netnsFd: number }): string {
+  /** Host end named "veth" + 8 hex digits like the bridge plugin, on the bridge if given; a name clash is retried. */
+  #createVeth(node: Rtnetlink, o: { bridge?: number; mtu: number; ifname: string; podMac: string; hostMac?: string; netnsFd: number }): string {
     for (let attempt = 0; ; attempt++) {
       const name = `veth${randomBytes(4).toString('hex')}`;
       try {
         // The peer cannot be brought up in the same request: the kernel opens it before it is paired.
-        node.createVeth({ name, mtu: o.mtu, mac: randomMac(), master: o.bridge, up: true, peer: { name: o.ifname, mtu: o.mtu, mac: o.podMac, netnsFd: o.netnsFd } });
+        node.createVeth({
+          name, mtu: o.mtu, mac: o.hostMac ?? randomMac(), ...(o.bridge !== undefined ? { master: o.bridge } : {}), up: true,
+          peer: { name: o.ifname, mtu: o.mtu, mac: o.podMac, netnsFd: o.netnsFd },
+        });
         return name;
       } catch (e) {
         if (!isExists(e) || attempt >= 3) throw e;
@@ -226,6 +339,7 @@ export class BridgeOperations implements CniOperations {
       await this.#masq.teardown({ network: config.name, containerId: env.containerId });
     }
     if (config.flannelStateDir) forgetFlannelDelegate(config.flannelStateDir, env.containerId);
+    this.#notifyChanged();
   }
 
   async check(env: CniEnv, config: PluginConfig): Promise<void> {
@@ -262,6 +376,7 @@ export class BridgeOperations implements CniOperations {
     this.#usage.changed();
     if (config.flannelStateDir) gcFlannelDelegates(config.flannelStateDir, new Set(valid.map((a) => a.containerId)));
     if (released.length > 0) this.#log.info({ released }, 'GC released addresses of attachments the runtime no longer knows');
+    this.#notifyChanged();
   }
 
   /** This request's Ipam; one with known ranges also becomes the network whose usage is reported. */

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parsePluginConfig } from './config.ts';
 import { parseSubnetEnv } from '../subnet/subnet-env.ts';
-import { planPodNetwork, withAllocationGateways } from './plan.ts';
+import { planPodNetwork, routedPodAddressing, withAllocationGateways } from './plan.ts';
 import { formatCidr } from '../net/cidr.ts';
 
 const v4 = parseSubnetEnv('FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.85.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
@@ -65,4 +65,30 @@ test('dual stack with IPv4 blocks: the IPv6 gateway and routes stay, a family wi
   const pod = withAllocationGateways(plan, [{ family: 4, gateway: '10.16.9.129', prefix: 26 }]);
   assert.deepEqual(pod.gateways, ['10.16.9.129/26', 'fd10:0:0:55::1/64']);
   assert.deepEqual(pod.routes.map((r) => r.gw), ['10.16.9.129', '10.16.9.129', 'fd10:0:0:55::1', 'fd10:0:0:55::1']);
+});
+
+test('the pod link comes from subnet.env: bridge when WEFT_POD_LINK is absent, routed when it says so', () => {
+  assert.equal(planPodNetwork(weft, v4).podLink, 'bridge');
+  const routed = parseSubnetEnv('FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.85.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\nWEFT_POD_LINK=routed\n');
+  assert.equal(planPodNetwork(weft, routed).podLink, 'routed');
+});
+
+test('routed: host addresses, and every route via the link-local gateway of its family, a named gw included', () => {
+  const c = parsePluginConfig({ cniVersion: '1.0.0', name: 'weft', type: 'weft', ipam: { routes: [{ dst: '198.51.100.0/24', gw: '10.16.85.9' }] } });
+  const plan = planPodNetwork(c, dual);
+  const r = routedPodAddressing(['10.16.85.7/24', 'fd10:0:0:55::7/64'], plan.routes);
+  assert.deepEqual(r.addresses, ['10.16.85.7/32', 'fd10:0:0:55::7/128']);
+  assert.deepEqual(r.routes, [
+    { dst: '0.0.0.0/0', gw: '169.254.1.1' }, { dst: '10.16.0.0/16', gw: '169.254.1.1' },
+    { dst: '::/0', gw: 'fe80::1' }, { dst: 'fd10::/48', gw: 'fe80::1' }, { dst: '198.51.100.0/24', gw: '169.254.1.1' },
+  ]);
+  assert.deepEqual(r.gateways, ['169.254.1.1', 'fe80::1']);
+});
+
+test('routed: a family the pod has no address in gets no route and no gateway', () => {
+  const plan = planPodNetwork(weft, dual);
+  const r = routedPodAddressing(['10.16.85.7/24'], plan.routes);
+  assert.deepEqual(r.routes.map((x) => x.dst), ['0.0.0.0/0', '10.16.0.0/16']);
+  assert.deepEqual(r.gateways, ['169.254.1.1']);
+  assert.deepEqual(routedPodAddressing([], plan.routes), { addresses: [], routes: [], gateways: [] });
 });

@@ -6,9 +6,13 @@
 // blocks, each with its own gateway, so once the pod's addresses are known the plan is
 // narrowed to them (withAllocationGateways): the bridge must hold the pod's block's gateway,
 // and the pod's routes go via it.
+//
+// A routed pod (WEFT_POD_LINK=routed) has no bridge: its addresses are /32 (/128) and every
+// route goes via a link-local gateway that the node's end of the veth answers for
+// (routedPodAddressing; the link itself is routed-link.ts).
 import { formatCidr, formatIp, type Cidr, type IpFamily } from '../net/cidr.ts';
 import { parseRangeSets, type RangeSet } from '../ipam/ranges.ts';
-import type { SubnetEnv } from '../subnet/subnet-env.ts';
+import type { PodLink, SubnetEnv } from '../subnet/subnet-env.ts';
 import type { PluginConfig, Route } from './config.ts';
 
 export interface PodNetworkPlan {
@@ -24,6 +28,8 @@ export interface PodNetworkPlan {
   podMasq: boolean;
   /** The cluster networks (FLANNEL_NETWORK and FLANNEL_IPV6_NETWORK). */
   networks: Cidr[];
+  /** How this pod meets the node (subnet.env's WEFT_POD_LINK). */
+  podLink: PodLink;
 }
 
 const DEFAULT_ROUTE = { 4: '0.0.0.0/0', 6: '::/0' } as const;
@@ -56,6 +62,7 @@ export function planPodNetwork(config: PluginConfig, env: SubnetEnv): PodNetwork
     mtu: config.mtu ?? env.mtu,
     podMasq: config.ipMasq ?? !env.ipMasq,
     networks,
+    podLink: env.podLink,
   };
 }
 
@@ -89,4 +96,39 @@ export function withAllocationGateways(plan: PodNetworkPlan, allocations: readon
     return r.gw !== undefined && to !== undefined && r.gw === planGateway.get(family) ? { ...r, gw: to } : r;
   });
   return { ...plan, gateways, routes };
+}
+
+/** The gateway a routed pod's routes go via, per family: no address of the pod network, never taken by a pod. */
+export const ROUTED_GATEWAY = { 4: '169.254.1.1', 6: 'fe80::1' } as const;
+
+/** A routed pod's addresses and routes, from its allocations ("10.16.1.5/24") and the plan's routes. */
+export interface RoutedPodAddressing {
+  /** "10.16.1.5/32", "fd10::5/128". */
+  addresses: string[];
+  /** Every route via its family's ROUTED_GATEWAY. */
+  routes: Route[];
+  /** The link-local gateways the pod needs, one per family it has an address in. */
+  gateways: string[];
+}
+
+/**
+ * The pod's addresses as host addresses (nothing is on-link: all goes to the node), and each route
+ * via the link-local gateway of its family, also a route that named its own gateway, which a pod
+ * without on-link neighbours could not reach. A route of a family the pod has no address in is dropped.
+ */
+export function routedPodAddressing(addresses: readonly string[], routes: readonly Route[]): RoutedPodAddressing {
+  const families = new Set<IpFamily>();
+  const hostAddresses: string[] = [];
+  for (const a of addresses) {
+    const family = routeFamily(a);
+    families.add(family);
+    hostAddresses.push(`${a.split('/')[0]}/${family === 4 ? 32 : 128}`);
+  }
+  const out: Route[] = [];
+  for (const r of routes) {
+    const family = routeFamily(r.dst);
+    if (families.has(family) && !out.some((x) => x.dst === r.dst)) out.push({ dst: r.dst, gw: ROUTED_GATEWAY[family] });
+  }
+  const gateways = ([4, 6] as const).filter((f) => families.has(f)).map((f) => ROUTED_GATEWAY[f]);
+  return { addresses: hostAddresses, routes: out, gateways };
 }

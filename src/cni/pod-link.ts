@@ -1,6 +1,9 @@
 // Inside the pod's namespace: the addresses and routes of its interface, in two batches
 // (addresses first: a route via the gateway needs the connected route an address brings).
-import { addAddressRequest, routeRequest, setLinkRequest, type Rtnetlink } from '../netlink/index.ts';
+// A routed pod's /32 brings no connected route: its gateway gets an on-link route and a
+// permanent neighbour first, in the same batch as the routes via it (the kernel applies a
+// batch in order).
+import { addAddressRequest, neighbourRequest, routeRequest, setLinkRequest, type NetlinkRequest, type Rtnetlink } from '../netlink/index.ts';
 import type { Route } from './config.ts';
 import { native } from '../native/native.ts';
 import { WeftError, errnoCode } from '../errors.ts';
@@ -11,6 +14,8 @@ export interface PodInterfaceSpec {
   /** "10.16.1.5/24" */
   addresses: string[];
   routes: Route[];
+  /** On-link gateways (routed pods): a scope-link route and a permanent neighbour each, before the routes. */
+  gateways?: { ip: string; mac: string }[];
 }
 
 export function configurePodInterface(nl: Rtnetlink, spec: PodInterfaceSpec): void {
@@ -20,7 +25,11 @@ export function configurePodInterface(nl: Rtnetlink, spec: PodInterfaceSpec): vo
     setLinkRequest(index, { up: true }),
     ...spec.addresses.map((a) => addAddressRequest(index, a, { noDad: true }, spec.ifname)),
   ]);
-  nl.batch(spec.routes.map((r) => routeRequest('add', { dst: r.dst, ...(r.gw ? { gateway: r.gw } : {}), oif: index })));
+  const gateways: NetlinkRequest[] = (spec.gateways ?? []).flatMap((g) => [
+    routeRequest('add', { dst: `${g.ip}/${g.ip.includes(':') ? 128 : 32}`, oif: index, scope: 'link' }),
+    neighbourRequest('replace', { index, ip: g.ip, mac: g.mac }),
+  ]);
+  nl.batch([...gateways, ...spec.routes.map((r) => routeRequest('add', { dst: r.dst, ...(r.gw ? { gateway: r.gw } : {}), oif: index }))]);
 }
 
 /** The interface's global addresses as "ip/prefix"; [] when it does not exist. */
