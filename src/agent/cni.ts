@@ -4,7 +4,7 @@
 // the mode gives (mesh mode: block IPAM over the blocks this node owns).
 import type { Logger } from '../log/logger.ts';
 import type { IpamFactory } from '../ipam/ipam.ts';
-import { BridgeOperations } from '../cni/bridge-plugin.ts';
+import { BridgeOperations, type BridgeOperationsOptions } from '../cni/bridge-plugin.ts';
 import { iptablesPodMasquerade } from '../cni/pod-masq.ts';
 import { startCniServer, type CniServerOptions } from '../cni/server.ts';
 
@@ -18,12 +18,20 @@ export interface AgentCniOptions {
   onRequest?: CniServerOptions['onRequest'];
   /** The pod address allocator; default host-local's disk store. */
   ipam?: IpamFactory;
+  /** Routed pods attached and removed (the fast path's maps follow them). */
+  onPodAttached?: BridgeOperationsOptions['onPodAttached'];
+  onPodsChanged?: BridgeOperationsOptions['onPodsChanged'];
 }
 
 /** The third argument is the options, or (the older form) only onRequest. */
 export async function startAgentCniServer(socket: string, log: Logger, options: AgentCniOptions | CniServerOptions['onRequest'] = {}): Promise<AgentCniServer> {
-  const { onRequest, ipam } = typeof options === 'function' ? { onRequest: options, ipam: undefined } : options;
-  const ops = new BridgeOperations({ log, masquerade: iptablesPodMasquerade(), ...(ipam ? { ipam } : {}) });
+  const o: AgentCniOptions = typeof options === 'function' ? { onRequest: options } : options;
+  const { onRequest, ipam } = o;
+  const ops = new BridgeOperations({
+    log, masquerade: iptablesPodMasquerade(), ...(ipam ? { ipam } : {}),
+    ...(o.onPodAttached ? { onPodAttached: o.onPodAttached } : {}),
+    ...(o.onPodsChanged ? { onPodsChanged: o.onPodsChanged } : {}),
+  });
   const server = await startCniServer({ socket, ops, log, ...(onRequest ? { onRequest } : {}) });
   return {
     usage: () => ops.usage(),

@@ -9,6 +9,8 @@ import type { Logger } from '../log/logger.ts';
 import { Rtnetlink } from '../netlink/index.ts';
 import { blockIpamFactory } from '../ipam/block-ipam.ts';
 import { startAgentCniServer } from './cni.ts';
+import type { RoutedPod } from '../cni/routed-link.ts';
+import { agentFastPath, podLinkEntry } from './fast-path.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { nodeFirewall } from './firewall.ts';
 import { rtnetlinkKernel } from './kernel.ts';
@@ -49,12 +51,14 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
     lock.release();
     throw e;
   }
+  const fastPath = opts.fastPath === 'ebpf' ? agentFastPath(nl, opts.bpfDir, log) : undefined;
   const runtime = createNodeRuntime({
     node: process.env.NODE_NAME || hostname(),
     controlPlane,
     kernel: rtnetlinkKernel(nl, opts, log),
     firewall: nodeFirewall({ ipMasq: opts.ipMasq, forwardRules: opts.iptablesForwardRules, log }),
-    subnetFile: subnetFileAt(opts.subnetFile, opts.ipMasq),
+    subnetFile: subnetFileAt(opts.subnetFile, opts.ipMasq, opts.podLink),
+    ...(fastPath ? { fastPath } : {}),
     metrics,
     log,
     ...(opts.cniSocket === '' ? {} : {
@@ -63,6 +67,13 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
           onRequest: (r) => metrics.cniRequest(r.verb, r.result, r.seconds),
           // A mode that hands out address blocks (mesh) allocates pods from them, not from subnet.env's one subnet.
           ...(controlPlane.podBlocks ? { ipam: blockIpamFactory(controlPlane.podBlocks) } : {}),
+          ...(fastPath ? {
+            onPodAttached: (pod: RoutedPod) => {
+              const entry = podLinkEntry(pod);
+              if (entry) fastPath.podAttached(entry);
+            },
+            onPodsChanged: () => fastPath.reconcile(),
+          } : {}),
         });
         ipamUsage = cni.usage;
         return cni;
@@ -81,6 +92,7 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
   const stopAll = async (): Promise<void> => {
     leftovers.stop();
     await runtime.stop().catch((e: Error) => log.warn({ err: e.message }, 'stopping the runtime'));
+    fastPath?.close(); // file descriptors only: the programs stay attached and the maps pinned
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     metrics.close();
     lock.release();

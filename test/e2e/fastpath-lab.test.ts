@@ -62,7 +62,7 @@ async function tcpProbe(ns: string, to: string): Promise<string | undefined> {
   assert.ok(report, `no report from weft probe in ${ns}: ${r.stdout} ${r.stderr}`);
   const failed = report.results.filter((x) => !x.ok).map((x) => `${x.address}: ${x.error}`);
   assert.deepEqual(failed, [], `tcp from ${ns} to ${to}`);
-  return report.results[0]?.seen;
+  return report.results[0]?.seen ?? undefined;
 }
 
 async function agentStatus(lab: string, node: string): Promise<AgentStatus> {
