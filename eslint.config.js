@@ -54,6 +54,8 @@ export default tseslint.config(
     },
   },
   layer('mesh', ['cni', 'netlink', 'lab', 'firewall', 'cli', 'dataplane']),
+  // The fast path programs the kernel from what it is given: it never knows where pods, peers or leases come from.
+  layer('fastpath', ['cni', 'lab', 'cli', 'modes', 'mesh', 'kube', 'lease', 'agent', 'dataplane']),
   // Manifests are text: they use the agent's flag names and its config parsers (so that only what
   // the agent accepts is rendered), never anything that touches the kernel or an API.
   {
