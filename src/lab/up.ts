@@ -367,7 +367,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabState> {
     }
     const subnet = plannedSubnet(node);
     const conflist = calcConflist(r.cni, subnet, files);
-    writeSubnetEnv(files.subnetEnv, nodeSubnetEnv(subnet));
+    writeSubnetEnv(files.subnetEnv, { ...nodeSubnetEnv(subnet), ...(r.dataPath.podLink === 'bridge' ? {} : { podLink: r.dataPath.podLink }) });
     await writeFileAtomic(files.conflist, `${JSON.stringify(conflist, null, 2)}\n`);
     if (r.daemons) {
       await startDaemon({
