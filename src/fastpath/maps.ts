@@ -54,14 +54,23 @@ export function encodeIfindex(ifindex: number): Uint8Array {
   return encodeU32(ifindex);
 }
 
+/** The address parser's WEFT_INVALID_CONFIG as this module's WEFT_FASTPATH, message kept. */
+function parsed<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw e instanceof WeftError ? new WeftError('WEFT_FASTPATH', e.message, { cause: e }) : e;
+  }
+}
+
 function ipv4Value(text: string): number {
-  const ip = parseIp(text);
+  const ip = parsed(() => parseIp(text));
   if (ip.family !== 4) throw invalid(`${text} is not an IPv4 address: the fast path is IPv4 only`);
   return Number(ip.value);
 }
 
 function ipv4Cidr(text: string): Cidr {
-  const cidr = parseCidr(text);
+  const cidr = parsed(() => parseCidr(text));
   if (cidr.family !== 4) throw invalid(`${text} is not an IPv4 network: the fast path is IPv4 only`);
   return cidr;
 }

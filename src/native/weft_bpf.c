@@ -68,9 +68,15 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-/* Like throw_errno, with .log: what libbpf printed since the call began. */
+/* Like throw_errno, in libbpf's words for its own codes (4000 and up), with .log: what libbpf
+ * printed since the call began. */
 static napi_value throw_with_log(napi_env env, const char *what, int err) {
-  napi_value error = errno_error(env, what, err), log;
+  char text[256], full[1024];
+  libbpf_strerror(err, text, sizeof text);
+  snprintf(full, sizeof full, "%s: %s", what, text);
+  napi_value error = errno_error(env, what, err), log, message;
+  napi_create_string_utf8(env, full, NAPI_AUTO_LENGTH, &message);
+  napi_set_named_property(env, error, "message", message);
   napi_create_string_utf8(env, log_buf, log_len, &log);
   napi_set_named_property(env, error, "log", log);
   napi_throw(env, error);

@@ -58,6 +58,7 @@ extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 #define IPS_DST_NAT (1 << 5)
 #define CT_CURRENT_NETNS (-1)
 #define AF_INET 2
+#define ENOENT 2
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 
@@ -194,8 +195,10 @@ static __always_inline int in_network(const struct flow *f) {
   return (f->saddr & n->mask) == n->addr && (f->daddr & n->mask) == n->addr;
 }
 
-/* 1 when conntrack has NAT-ed this connection (or cannot say): the stack must handle it. */
-static __always_inline int nat_or_unknown(struct __sk_buff *skb, const struct flow *f) {
+/* What conntrack says about this connection: the stack must see NAT-ed ones to reverse the NAT. */
+enum ct_verdict { CT_PLAIN, CT_NAT, CT_UNKNOWN };
+
+static __always_inline enum ct_verdict conntrack(struct __sk_buff *skb, const struct flow *f) {
   struct bpf_sock_tuple tuple = {};
   tuple.ipv4.saddr = f->saddr;
   tuple.ipv4.daddr = f->daddr;
@@ -203,10 +206,19 @@ static __always_inline int nat_or_unknown(struct __sk_buff *skb, const struct fl
   tuple.ipv4.dport = f->dport;
   struct bpf_ct_opts opts = { .netns_id = CT_CURRENT_NETNS, .l4proto = f->proto };
   struct nf_conn *ct = bpf_skb_ct_lookup(skb, &tuple, sizeof(tuple.ipv4), &opts, sizeof(opts));
-  if (!ct) return opts.error != -2 /* -ENOENT: no connection, nothing to reverse */;
-  int nat = (ct->status & (IPS_SRC_NAT | IPS_DST_NAT)) != 0;
+  /* -ENOENT: no connection, so nothing to reverse; any other error: the lookup itself failed. */
+  if (!ct) return opts.error == -ENOENT ? CT_PLAIN : CT_UNKNOWN;
+  enum ct_verdict v = ct->status & (IPS_SRC_NAT | IPS_DST_NAT) ? CT_NAT : CT_PLAIN;
   bpf_ct_release(ct);
-  return nat;
+  return v;
+}
+
+/* TC_ACT_OK (counted) when conntrack needs the stack to see the packet, else -1. */
+static __always_inline int leave_to_conntrack(struct __sk_buff *skb, const struct flow *f) {
+  enum ct_verdict v = conntrack(skb, f);
+  if (v == CT_NAT) return PASS(STAT_PASS_NAT);
+  if (v == CT_UNKNOWN) return PASS(STAT_PASS_OTHER);
+  return -1;
 }
 
 static __always_inline int fib(struct __sk_buff *skb, const struct flow *f, struct bpf_fib_lookup *p) {
@@ -255,7 +267,8 @@ static __always_inline int to_peer(__u32 ifindex, __be32 daddr) {
 /* Into a local pod's namespace, past the host veth's own receive path. */
 static __always_inline int into_pod(struct __sk_buff *skb, const struct flow *f, const struct bpf_fib_lookup *p,
                                     enum stat s) {
-  if (nat_or_unknown(skb, f)) return PASS(STAT_PASS_NAT);
+  int verdict = leave_to_conntrack(skb, f);
+  if (verdict >= 0) return verdict;
   if (rewrite(skb, f, p) < 0) return PASS(STAT_PASS_OTHER);
   count(s, 0);
   return bpf_redirect_peer(p->ifindex, 0);
@@ -285,7 +298,8 @@ int weft_from_pod(struct __sk_buff *skb) {
   if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
     if (pod_at(p.ifindex, f.daddr)) return into_pod(skb, &f, &p, STAT_TX_LOCAL);
     if (!to_peer(p.ifindex, f.daddr)) return PASS(STAT_PASS_NOT_POD);
-    if (nat_or_unknown(skb, &f)) return PASS(STAT_PASS_NAT);
+    int verdict = leave_to_conntrack(skb, &f);
+    if (verdict >= 0) return verdict;
     if (rewrite(skb, &f, &p) < 0) return PASS(STAT_PASS_OTHER);
     count(STAT_TX_REMOTE, 0);
     return bpf_redirect(p.ifindex, 0);
@@ -295,7 +309,8 @@ int weft_from_pod(struct __sk_buff *skb) {
      * The MTU is checked here, as the lookup does on SUCCESS, so the stack sends the ICMP. */
     __u32 mtu = 0;
     if (bpf_check_mtu(skb, p.ifindex, &mtu, 0, 0) != BPF_MTU_CHK_RET_SUCCESS) return PASS(STAT_PASS_OTHER);
-    if (nat_or_unknown(skb, &f)) return PASS(STAT_PASS_NAT);
+    int verdict = leave_to_conntrack(skb, &f);
+    if (verdict >= 0) return verdict;
     if (decrement_ttl(skb, f.ttl) < 0) return PASS(STAT_PASS_OTHER);
     struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = p.ipv4_dst };
     count(STAT_TX_REMOTE_NEIGH, 0);
