@@ -1,23 +1,50 @@
 // The labs bench:dataplane measures: weft's three backends as `weft lab up --store etcd` builds
-// them, mesh mode (`--store mesh`, no etcd), and a flannel-equivalent VXLAN built by hand (docs/flannel-compat.md §3.2) in a lab of its own whose
+// them, mesh mode (`--store mesh`, no etcd), routed pod links with and without the tc-eBPF fast
+// path (`--pod-link routed --fast-path none|ebpf`) on the direct (host-gw) and the VXLAN path, and
+// a flannel-equivalent VXLAN built by hand (docs/flannel-compat.md §3.2) in a lab of its own whose
 // nodes run no agent (`--store none`: the same CNI plugin and pod subnets planned by the lab), so
 // nothing fights over its routes.
 import { randomBytes } from 'node:crypto';
 import { labUp, type LabState } from '../../src/lab/index.ts';
 import { firstIPv4 } from '../../src/lab/cni-exec.ts';
-import { inNs, mustRun, trackLab } from './common.ts';
+import { inNs, mustRun, runCmd, sleep, trackLab } from './common.ts';
 
-export type VariantName = 'vxlan' | 'auto' | 'host-gw' | 'flannel' | 'mesh';
-export const VARIANTS: readonly VariantName[] = ['vxlan', 'auto', 'host-gw', 'flannel', 'mesh'];
-export const LABELS: Record<VariantName, string> = {
-  vxlan: 'weft vxlan',
-  auto: 'weft auto',
-  'host-gw': 'weft host-gw',
-  flannel: 'flannel-equivalent VXLAN (by hand)',
-  mesh: 'weft mesh (auto, VXLAN on UDP 6784)',
-};
+export const VARIANTS = ['vxlan', 'auto', 'host-gw', 'flannel', 'mesh', 'routed', 'routed+ebpf', 'routed-vxlan', 'routed+ebpf-vxlan'] as const;
+export type VariantName = (typeof VARIANTS)[number];
 
 export type PairKind = 'same-zone' | 'cross-zone';
+
+export interface VariantSpec {
+  label: string;
+  /** Lab name suffix (lab names: lower-case letters and digits only). */
+  suffix: string;
+  store: 'etcd' | 'mesh' | 'none';
+  backend: 'vxlan' | 'auto' | 'host-gw';
+  nodes: number;
+  zones: number;
+  podLink: 'bridge' | 'routed';
+  fastPath: 'none' | 'ebpf';
+  /** The pairs that carry this variant's goal or reference: measured by default (`--pairs all` measures every pair the lab has). */
+  goalPairs: readonly PairKind[];
+  /** direct: the pod packets leave the node as they are; vxlan: encapsulated (per pair for auto and mesh). */
+  path: (pair: PairKind) => 'direct' | 'vxlan';
+}
+
+const autoPath = (pair: PairKind): 'direct' | 'vxlan' => (pair === 'same-zone' ? 'direct' : 'vxlan');
+
+export const SPECS: Record<VariantName, VariantSpec> = {
+  vxlan: { label: 'weft vxlan', suffix: 'x', store: 'etcd', backend: 'vxlan', nodes: 3, zones: 2, podLink: 'bridge', fastPath: 'none', goalPairs: ['cross-zone'], path: () => 'vxlan' },
+  auto: { label: 'weft auto', suffix: 'a', store: 'etcd', backend: 'auto', nodes: 3, zones: 2, podLink: 'bridge', fastPath: 'none', goalPairs: ['same-zone'], path: autoPath },
+  'host-gw': { label: 'weft host-gw', suffix: 'h', store: 'etcd', backend: 'host-gw', nodes: 2, zones: 1, podLink: 'bridge', fastPath: 'none', goalPairs: ['same-zone'], path: () => 'direct' },
+  flannel: { label: 'flannel-equivalent VXLAN (by hand)', suffix: 'f', store: 'none', backend: 'vxlan', nodes: 3, zones: 2, podLink: 'bridge', fastPath: 'none', goalPairs: ['cross-zone'], path: () => 'vxlan' },
+  mesh: { label: 'weft mesh (auto, VXLAN on UDP 6784)', suffix: 'm', store: 'mesh', backend: 'auto', nodes: 3, zones: 2, podLink: 'bridge', fastPath: 'none', goalPairs: ['same-zone'], path: autoPath },
+  routed: { label: 'weft host-gw, routed pod links', suffix: 'r', store: 'etcd', backend: 'host-gw', nodes: 2, zones: 1, podLink: 'routed', fastPath: 'none', goalPairs: ['same-zone'], path: () => 'direct' },
+  'routed+ebpf': { label: 'weft host-gw, routed + eBPF', suffix: 'e', store: 'etcd', backend: 'host-gw', nodes: 2, zones: 1, podLink: 'routed', fastPath: 'ebpf', goalPairs: ['same-zone'], path: () => 'direct' },
+  'routed-vxlan': { label: 'weft vxlan, routed pod links', suffix: 'rv', store: 'etcd', backend: 'vxlan', nodes: 3, zones: 2, podLink: 'routed', fastPath: 'none', goalPairs: ['cross-zone'], path: () => 'vxlan' },
+  'routed+ebpf-vxlan': { label: 'weft vxlan, routed + eBPF', suffix: 'ev', store: 'etcd', backend: 'vxlan', nodes: 3, zones: 2, podLink: 'routed', fastPath: 'ebpf', goalPairs: ['cross-zone'], path: () => 'vxlan' },
+};
+
+export const LABELS = Object.fromEntries(VARIANTS.map((v) => [v, SPECS[v].label])) as Record<VariantName, string>;
 
 export interface Host { ns: string; address: string }
 
@@ -56,34 +83,60 @@ function pairOf(state: LabState, kind: PairKind, a: number, b: number): Pair {
   return { kind, nodes: [node(a), node(b)], pods: [pod(a), pod(b)], label: `n${a} → n${b}` };
 }
 
-export async function buildLab(variant: VariantName, id: string, progress: (s: string) => void): Promise<BuiltLab> {
-  // Lab names: lower-case letters and digits only.
-  const name = `bd${id}${{ vxlan: 'x', auto: 'a', 'host-gw': 'h', flannel: 'f', mesh: 'm' }[variant]}`;
+export type PairChoice = 'goal' | 'all';
+
+export async function buildLab(variant: VariantName, id: string, pairChoice: PairChoice, progress: (s: string) => void): Promise<BuiltLab> {
+  const spec = SPECS[variant];
+  const name = `bd${id}${spec.suffix}`;
   trackLab(name);
-  progress(`lab ${name}: up (${LABELS[variant]})`);
+  progress(`lab ${name}: up (${spec.label})`);
+  // Every option explicit: the lab would otherwise take WEFT_POD_LINK / WEFT_FAST_PATH from the environment.
+  const common = { name, nodes: spec.nodes, zones: spec.zones, podsPerNode: 1, podLink: spec.podLink, fastPath: spec.fastPath } as const;
   let state: LabState;
-  if (variant === 'flannel') {
-    state = await labUp({ name, nodes: 3, podsPerNode: 1, store: 'none' });
+  if (spec.store === 'none') {
+    state = await labUp({ ...common, store: 'none' });
     await handBuildFlannel(state);
-  } else if (variant === 'mesh') {
+  } else if (spec.store === 'mesh') {
     // No etcd: the agents mesh over TCP 6783 and share 10.32.0.0/12; auto = direct on a shared segment.
-    state = await labUp({ name, nodes: 3, podsPerNode: 1, store: 'mesh' });
+    state = await labUp({ ...common, store: 'mesh' });
   } else {
-    const hostGw = variant === 'host-gw';
-    state = await labUp({ name, nodes: hostGw ? 2 : 3, podsPerNode: 1, store: 'etcd', backend: variant, zones: hostGw ? 1 : 2 });
+    state = await labUp({ ...common, store: 'etcd', backend: spec.backend });
   }
   // Nodes alternate zones a, b, a: n1 and n3 share zone a's segment, n2 is behind the router.
-  // host-gw needs one segment, so its lab has n1 and n2, both in zone a.
-  const pairs = variant === 'host-gw'
+  // One-zone labs (host-gw needs one segment) have n1 and n2, both in zone a.
+  const all = spec.zones === 1
     ? [pairOf(state, 'same-zone', 1, 2)]
     : [pairOf(state, 'same-zone', 1, 3), pairOf(state, 'cross-zone', 1, 2)];
+  const pairs = pairChoice === 'all' ? all : all.filter((p) => spec.goalPairs.includes(p.kind));
   for (const p of pairs) {
-    // Fail early on a broken lab: one ping, pod to pod.
-    await mustRun(inNs(p.pods[0].ns, ['ping', '-n', '-c', '2', '-i', '0.2', '-W', '2', p.pods[1].address]), 15_000)
-      .catch((e: Error) => { throw new Error(`lab ${name} (${LABELS[variant]}): pod ${p.label} does not answer ping: ${e.message}`); });
+    await podsAnswer(p, `lab ${name} (${spec.label})`);
+    await checkPodLink(p.pods[0], spec, name);
   }
   return { variant, name, state, pairs, nodeNs: state.topology.nodes.map((n) => n.ns) };
 }
+
+/** Fails early on a broken lab: pod to pod must answer ping within 30 s (an agent may still be programming its peers). */
+async function podsAnswer(p: Pair, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await runCmd(inNs(p.pods[0].ns, ['ping', '-n', '-c', '1', '-W', '1', p.pods[1].address]), 15_000);
+    if (r.code === 0) return;
+    if (Date.now() > deadline) throw new Error(`${what}: pod ${p.label} does not answer ping after 30 s: ${(r.stdout + r.stderr).trim().slice(-300)}`);
+    await sleep(500);
+  }
+}
+
+/** A routed pod's default route goes via the link-local gateway; a bridged pod's via cni0's address. Refuses a lab that is not what the variant says. */
+async function checkPodLink(pod: Host, spec: VariantSpec, lab: string): Promise<void> {
+  const routes = JSON.parse(await mustRun(['ip', '-n', pod.ns, '-j', '-4', 'route', 'show', 'default'])) as { gateway?: string }[];
+  const gateway = routes[0]?.gateway;
+  const routed = gateway === ROUTED_GATEWAY;
+  if (routed !== (spec.podLink === 'routed')) {
+    throw new Error(`lab ${lab} (${spec.label}): pod ${pod.ns} has its default route via ${gateway ?? 'nothing'}, so its link is ${routed ? 'routed' : 'bridged'}, not ${spec.podLink} (does \`weft lab up --pod-link\` work in this tree?)`);
+  }
+}
+
+const ROUTED_GATEWAY = '169.254.1.1';
 
 const randomMac = (): string => {
   const b = randomBytes(6);

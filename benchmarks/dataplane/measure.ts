@@ -1,60 +1,134 @@
-// One measurement each: iperf3 TCP throughput and ping RTTs between two hosts of a lab, each
-// tool exec'd inside its host's namespace (nsenter --net), so the traffic never leaves the lab.
+// One measurement each, between two hosts of a lab, each tool exec'd inside its host's namespace
+// (nsenter --net) so the traffic never leaves the lab: iperf3 TCP throughput (1 stream pinned to
+// one core, or N separate processes: iperf3 3.12 runs all streams of a process on one thread),
+// iperf3 UDP packet rate, and sockperf ping-pong latency.
 import { spawn } from 'node:child_process';
-import { inNs, mustRun, percentile, runCmd, sleep, track } from './common.ts';
+import { inNs, mustRun, runCmd, sleep, track } from './common.ts';
 import type { Host } from './labs.ts';
 
 export interface Throughput {
   gbps: number;
   retransmits: number;
-  /** iperf3's own CPU accounting (% of one CPU, user+system) for the sender and the receiver. */
+  /** iperf3's own CPU accounting (% of one CPU, user+system) for the sender and the receiver; summed over processes. */
   cpuSender: number;
   cpuReceiver: number;
 }
 
-let port = 5201;
+/** argv under `taskset -c cpu` when a core is given. */
+const pinned = (cpu: number | undefined, argv: readonly string[]): string[] => (cpu === undefined ? [...argv] : ['taskset', '-c', String(cpu), ...argv]);
 
-/** iperf3 -c from client to server for `seconds`, `streams` parallel TCP streams; receiver-side bit rate. */
-export async function iperf(client: Host, server: Host, streams: number, seconds: number): Promise<Throughput> {
+let port = 5201;
+const nextPort = (): number => {
   const p = port++;
   if (port > 5299) port = 5201;
-  const argv = inNs(server.ns, ['iperf3', '-s', '-1', '-B', server.address, '-p', String(p)]);
-  const srv = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-  const pid = track(srv, `iperf3 server in ${server.ns}`);
-  let srvErr = '';
-  srv.stderr?.on('data', (b: Buffer) => (srvErr += b.toString()));
+  return p;
+};
+
+/** A server (started here, stopped by PID) for the length of fn. */
+async function withServer<T>(argv: readonly string[], what: string, ready: (output: string) => boolean, fn: (output: () => string) => Promise<T>): Promise<T> {
+  const srv = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const pid = track(srv, what);
+  let out = '';
+  srv.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  srv.stderr?.on('data', (b: Buffer) => (out += b.toString()));
   try {
-    for (let attempt = 1; ; attempt++) {
-      await sleep(attempt === 1 ? 200 : 500);
-      const r = await runCmd(inNs(client.ns, ['iperf3', '-c', server.address, '-p', String(p), '-t', String(seconds), '-P', String(streams), '-J', '--connect-timeout', '3000']), (seconds + 30) * 1000);
-      if (r.code === 0) {
-        const j = JSON.parse(r.stdout) as {
-          end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number }; cpu_utilization_percent?: { host_total: number; remote_total: number } };
-        };
-        return {
-          gbps: j.end.sum_received.bits_per_second / 1e9,
-          retransmits: j.end.sum_sent.retransmits ?? 0,
-          cpuSender: j.end.cpu_utilization_percent?.host_total ?? NaN,
-          cpuReceiver: j.end.cpu_utilization_percent?.remote_total ?? NaN,
-        };
-      }
-      if (attempt >= 3 || !/refused|connect/i.test(r.stdout + r.stderr)) {
-        throw new Error(`iperf3 ${client.ns} → ${server.address}:${p} failed: ${(r.stdout + r.stderr).slice(0, 400)} ${srvErr.slice(0, 200)}`);
-      }
+    for (let waited = 0; !ready(out); waited += 50) {
+      if (srv.exitCode !== null || srv.signalCode !== null) throw new Error(`${what} exited: ${out.slice(0, 300)}`);
+      if (waited > 10_000) throw new Error(`${what} not ready after 10 s: ${out.slice(0, 300)}`);
+      await sleep(50);
     }
+    return await fn(() => out);
   } finally {
     if (srv.exitCode === null && srv.signalCode === null) process.kill(pid, 'SIGTERM');
   }
 }
 
-export interface Rtt { p50: number; p99: number; loss: number }
+/** Runs one iperf3 test from client to server (`-s -1`: the server serves one test and exits); its JSON. */
+async function iperfJson(client: Host, server: Host, args: readonly string[], seconds: number, cpu?: number): Promise<unknown> {
+  const p = nextPort();
+  const srv = inNs(server.ns, pinned(cpu, ['iperf3', '-s', '-1', '-B', server.address, '-p', String(p)]));
+  // iperf3 3.12 prints nothing when it listens; a short wait, and a retry on "refused", cover that.
+  return withServer(srv, `iperf3 server in ${server.ns}`, () => true, async (srvOut) => {
+    for (let attempt = 1; ; attempt++) {
+      await sleep(attempt === 1 ? 200 : 500);
+      const r = await runCmd(inNs(client.ns, pinned(cpu, ['iperf3', '-c', server.address, '-p', String(p), '-t', String(seconds), '-J', '--connect-timeout', '3000', ...args])), (seconds + 30) * 1000);
+      if (r.code === 0) {
+        const j = JSON.parse(r.stdout) as { error?: string; end?: unknown };
+        // iperf3 can exit 0 with a JSON error (a server that ended the test early): refuse it here.
+        if (j.error === undefined && typeof j.end === 'object' && j.end !== null && Object.keys(j.end).length > 0) return j;
+        throw new Error(`iperf3 ${client.ns} → ${server.address}:${p} ${args.join(' ')}: no result (${j.error ?? 'empty end'}) ${srvOut().slice(0, 300)}`);
+      }
+      if (attempt >= 3 || !/refused|connect/i.test(r.stdout + r.stderr)) {
+        throw new Error(`iperf3 ${client.ns} → ${server.address}:${p} ${args.join(' ')} failed (${r.signal ?? `exit ${r.code}`}): ${(r.stdout + r.stderr).slice(0, 400)} server: ${srvOut().slice(0, 300)}`);
+      }
+    }
+  });
+}
 
-/** `count` pings at `intervalS`; RTT percentiles in ms (nearest rank). */
-export async function ping(from: Host, to: Host, count: number, intervalS: number): Promise<Rtt> {
-  const r = await runCmd(inNs(from.ns, ['ping', '-n', '-c', String(count), '-i', String(intervalS), '-W', '1', to.address]), count * intervalS * 1000 + 30_000);
-  const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  if (rtts.length === 0) throw new Error(`ping ${from.ns} → ${to.address}: no replies (${r.stdout.slice(-300)} ${r.stderr})`);
-  return { p50: percentile(rtts, 50), p99: percentile(rtts, 99), loss: 1 - rtts.length / count };
+interface TcpEnd { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number }; cpu_utilization_percent?: { host_total: number; remote_total: number } } }
+
+/** One TCP stream, client and server both on `cpu` when given; receiver-side bit rate. */
+export async function tcp(client: Host, server: Host, seconds: number, cpu?: number): Promise<Throughput> {
+  const j = (await iperfJson(client, server, [], seconds, cpu)) as TcpEnd;
+  return {
+    gbps: j.end.sum_received.bits_per_second / 1e9,
+    retransmits: j.end.sum_sent.retransmits ?? 0,
+    cpuSender: j.end.cpu_utilization_percent?.host_total ?? NaN,
+    cpuReceiver: j.end.cpu_utilization_percent?.remote_total ?? NaN,
+  };
+}
+
+/** `n` TCP streams as n iperf3 client/server processes at once, unpinned; the sum of their receiver-side rates. */
+export async function tcpProcesses(client: Host, server: Host, n: number, seconds: number): Promise<Throughput> {
+  const runs = await Promise.all(Array.from({ length: n }, () => tcp(client, server, seconds)));
+  const sum = (f: (t: Throughput) => number): number => runs.reduce((a, t) => a + f(t), 0);
+  return { gbps: sum((t) => t.gbps), retransmits: sum((t) => t.retransmits), cpuSender: sum((t) => t.cpuSender), cpuReceiver: sum((t) => t.cpuReceiver) };
+}
+
+export interface PacketRate {
+  /** Datagrams the server received per second. */
+  rxPps: number;
+  txPps: number;
+  /** Fraction of the sent datagrams that never arrived. */
+  loss: number;
+}
+
+interface UdpSum { seconds: number; packets: number; lost_packets: number }
+
+/** UDP as fast as the sender can (`-b 0`), `bytes`-byte datagrams, client and server on `cpu` when given. */
+export async function udpRate(client: Host, server: Host, seconds: number, bytes: number, cpu?: number): Promise<PacketRate> {
+  const j = (await iperfJson(client, server, ['-u', '-b', '0', '-l', String(bytes)], seconds, cpu)) as { end: { sum_sent: UdpSum; sum_received: UdpSum } };
+  const rx = j.end.sum_received;
+  const tx = j.end.sum_sent;
+  if (!(rx.seconds > 0) || !(tx.seconds > 0)) throw new Error(`iperf3 UDP ${client.ns} → ${server.address}: no duration in its report`);
+  return { rxPps: (rx.packets - rx.lost_packets) / rx.seconds, txPps: tx.packets / tx.seconds, loss: rx.packets > 0 ? rx.lost_packets / rx.packets : NaN };
+}
+
+export interface Latency {
+  /** One-way latency (sockperf's: half the round trip), µs. */
+  p50: number;
+  p99: number;
+  observations: number;
+}
+
+let sockperfPort = 11111;
+
+/** sockperf ping-pong over UDP for `seconds` (after its own warm-up), server `sockperf sr`; both on `cpu` when given. */
+export async function latency(client: Host, server: Host, seconds: number, cpu?: number): Promise<Latency> {
+  const p = sockperfPort++;
+  if (sockperfPort > 11199) sockperfPort = 11111;
+  const srv = inNs(server.ns, pinned(cpu, ['sockperf', 'sr', '-i', server.address, '-p', String(p)]));
+  return withServer(srv, `sockperf server in ${server.ns}`, (out) => /using \w+\(\) to block|Warmup stage/.test(out), async () => {
+    const r = await runCmd(inNs(client.ns, pinned(cpu, ['sockperf', 'pp', '-i', server.address, '-p', String(p), '-t', String(seconds)])), (seconds + 30) * 1000);
+    const text = r.stdout + r.stderr;
+    const at = (pct: string): number => Number(new RegExp(`percentile ${pct.replace('.', '\\.')} =\\s*([\\d.]+)`).exec(text)?.[1]);
+    const observations = Number(/Total (\d+) observations/.exec(text)?.[1]);
+    const result = { p50: at('50.000'), p99: at('99.000'), observations };
+    if (r.code !== 0 || !Number.isFinite(result.p50) || !(observations > 0)) {
+      throw new Error(`sockperf ${client.ns} → ${server.address}:${p} failed (${r.signal ?? `exit ${r.code}`}): ${text.slice(-400)}`);
+    }
+    return result;
+  });
 }
 
 export interface LinkCounters { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }

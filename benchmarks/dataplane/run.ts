@@ -1,31 +1,41 @@
-// `npm run bench:dataplane`: pod↔pod throughput and latency across nodes, as a ratio to
-// node↔node in the same lab, for weft's backends (vxlan, auto, host-gw) and a flannel-equivalent
-// VXLAN built by hand, side by side in one run (see benchmarks/README.md).
+// `npm run bench:dataplane`: pod↔pod TCP throughput, UDP packet rate and latency across nodes, as a
+// ratio to node↔node on the same pair in the same round, for weft's backends (vxlan, auto,
+// host-gw, mesh), routed pod links with and without the tc-eBPF fast path (direct and VXLAN), and
+// a flannel-equivalent VXLAN built by hand, side by side in one run (see benchmarks/README.md).
 //
-// Every lab is built by the lab API (src/lab), measured with iperf3 and ping exec'd inside its
+// Every lab is built by the lab API (src/lab), measured with iperf3 and sockperf exec'd inside its
 // namespaces (nsenter --net), and brought down at the end, also on failure and on Ctrl-C.
 // Nothing is done in the root namespace; only processes started here are signalled, by PID.
 import { randomBytes } from 'node:crypto';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { labDown } from '../../src/lab/index.ts';
-import { machineFacts, median, mustRun, num, runBench, untrackLab, withRange, writeSection } from './common.ts';
-import { buildLab, LABELS, VARIANTS, type BuiltLab, type Pair, type PairKind, type VariantName } from './labs.ts';
-import { bridgeNetfilter, counters, iperf, offloads, ping, TWEAKS, withTweak, type Rtt, type Throughput, type Tweak } from './measure.ts';
+import { machineFacts, mustRun, num, runBench, untrackLab, writeSection } from './common.ts';
+import { evidence, readFastPath, type FastPathReading } from './fastpath.ts';
+import { buildLab, LABELS, SPECS, VARIANTS, type BuiltLab, type Host, type Pair, type PairChoice, type PairKind, type VariantName } from './labs.ts';
+import { bridgeNetfilter, counters, latency, offloads, tcp, tcpProcesses, TWEAKS, udpRate, withTweak, type Throughput, type Tweak } from './measure.ts';
+import { fastPathTable, findings, flannelTable, investigationTable, latencyTable, perRoundTable, summaryTable, throughputTable, udpTable, type ReportInput } from './report.ts';
+import { key, push, Results, tcpRatio, udpRatio, addedUs, type Paired } from './results.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TAG = 'bench:dataplane';
 
 const { values: opts } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '10' },
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    'udp-rounds': { type: 'string' },
+    seconds: { type: 'string' },
+    'udp-seconds': { type: 'string' },
+    'latency-seconds': { type: 'string' },
+    'udp-size': { type: 'string', default: '64' },
     streams: { type: 'string', default: '1,4' },
+    cpu: { type: 'string', default: String(cpus().length - 1) },
+    pairs: { type: 'string', default: 'goal' },
     variants: { type: 'string', default: VARIANTS.join(',') },
-    pings: { type: 'string', default: '200' },
-    investigate: { type: 'string', default: 'notrack,no-bridge-nf' },
+    investigate: { type: 'string', default: '' },
     'no-write': { type: 'boolean', default: false },
   },
 });
@@ -35,73 +45,85 @@ function int(name: string, text: string | undefined, min: number, max: number): 
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${text})`);
   return n;
 }
-const rounds = int('rounds', opts.rounds, 1, 20);
-const seconds = int('seconds', opts.seconds, 1, 120);
-const pings = int('pings', opts.pings, 10, 5000);
+const quick = opts.quick === true;
+/** --quick: a check that everything works end to end, in minutes; never written to BENCHMARKS.md. */
+const dflt = (full: string, short: string): string => (quick ? short : full);
+const rounds = int('rounds', opts.rounds ?? dflt('8', '2'), 1, 30);
+const udpRounds = Math.min(rounds, int('udp-rounds', opts['udp-rounds'] ?? dflt('3', '1'), 0, 30));
+const seconds = int('seconds', opts.seconds ?? dflt('3', '2'), 1, 120);
+const udpSeconds = int('udp-seconds', opts['udp-seconds'] ?? dflt('3', '2'), 1, 120);
+const latencySeconds = int('latency-seconds', opts['latency-seconds'] ?? dflt('3', '2'), 1, 120);
+const udpSize = int('udp-size', opts['udp-size'], 16, 1400);
+const cpu = int('cpu', opts.cpu, 0, cpus().length - 1);
 const streamCounts = (opts.streams ?? '').split(',').map((s) => int('streams', s.trim(), 1, 16));
+const pairChoice = opts.pairs as PairChoice;
+if (pairChoice !== 'goal' && pairChoice !== 'all') throw new Error(`--pairs must be goal or all (got ${opts.pairs})`);
 const variants = (opts.variants ?? '').split(',').map((s) => s.trim()).filter(Boolean) as VariantName[];
 for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`--variants: unknown ${v} (${VARIANTS.join(', ')})`);
+if (variants.length === 0) throw new Error('--variants: name at least one');
 const tweaks: Tweak[] = (opts.investigate ?? '').split(',').map((s) => s.trim()).filter(Boolean).map((t) => {
   const tw = TWEAKS[t];
   if (!tw) throw new Error(`--investigate: unknown ${t} (${Object.keys(TWEAKS).join(', ')}, or empty)`);
   return tw;
 });
+const write = !quick && opts['no-write'] !== true;
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
+const results = new Results();
 
-// --- results ---------------------------------------------------------------------------------
-
-interface TputSample { round: number; load: number; node: Throughput; pod: Throughput }
-interface RttSample { round: number; node: Rtt; pod: Rtt }
-const key = (v: string, pair: PairKind, streams?: number): string => `${v}|${pair}${streams === undefined ? '' : `|${streams}`}`;
-const tput = new Map<string, TputSample[]>();
-const rtt = new Map<string, RttSample[]>();
-const inv = new Map<string, TputSample[]>(); // tweak|variant|pair
-const packetSizes: string[] = [];
-/** `ip -d link show flannel.1` per VXLAN variant, with the per-node parts (MAC, local address) masked. */
-const vxlanDevices = new Map<VariantName, string>();
-const problems: string[] = [];
-
-const push = <T>(m: Map<string, T[]>, k: string, x: T): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(x);
-const ratio = (s: TputSample): number => s.pod.gbps / s.node.gbps;
-
-/** Node↔node and pod↔pod for one pair, in an order that alternates by round. */
-async function nodeAndPod(pair: Pair, streams: number, round: number): Promise<TputSample> {
-  const nodeRun = (): Promise<Throughput> => iperf(pair.nodes[0], pair.nodes[1], streams, seconds);
-  const podRun = (): Promise<Throughput> => iperf(pair.pods[0], pair.pods[1], streams, seconds);
+/** node↔node and pod↔pod on one pair, back to back, in an order that alternates by round. */
+async function paired<T>(round: number, run: (ends: readonly [Host, Host]) => Promise<T>, pair: Pair): Promise<Paired<T>> {
   const load = loadavg()[0]!;
   if (round % 2 === 1) {
-    const node = await nodeRun();
-    return { round, load, node, pod: await podRun() };
+    const node = await run(pair.nodes);
+    return { round, load, node, pod: await run(pair.pods) };
   }
-  const pod = await podRun();
-  return { round, load, node: await nodeRun(), pod };
+  const pod = await run(pair.pods);
+  return { round, load, node: await run(pair.nodes), pod };
 }
 
-async function packetSizeCheck(lab: BuiltLab, pair: Pair): Promise<void> {
-  const [cp, cn, sn] = [pair.pods[0].ns, pair.nodes[0].ns, pair.nodes[1].ns];
-  const before = await Promise.all([counters(cp, 'eth0'), counters(cn, 'eth0'), counters(sn, 'eth0')]);
-  const t = await iperf(pair.pods[0], pair.pods[1], 1, Math.min(3, seconds));
-  const after = await Promise.all([counters(cp, 'eth0'), counters(cn, 'eth0'), counters(sn, 'eth0')]);
-  const avg = (i: number, dir: 'tx' | 'rx'): string => {
-    const b = after[i]![`${dir}Bytes`] - before[i]![`${dir}Bytes`];
-    const p = after[i]![`${dir}Packets`] - before[i]![`${dir}Packets`];
-    return p > 0 ? `${Math.round(b / p)} B` : 'n/a';
-  };
-  packetSizes.push(`${LABELS[lab.variant]} ${pair.kind} (${num(t.gbps)} Gbit/s): sender pod eth0 tx ${avg(0, 'tx')}, sender node eth0 tx ${avg(1, 'tx')}, receiver node eth0 rx ${avg(2, 'rx')} per packet`);
+/** 1 stream: one iperf3 pair, client and server pinned to one core; n streams: n iperf3 processes. */
+const tcpRun = (streams: number) => ([a, b]: readonly [Host, Host]): Promise<Throughput> =>
+  streams === 1 ? tcp(a, b, seconds, cpu) : tcpProcesses(a, b, streams, seconds);
+
+/** Failed measurements per lab: one is noted and the run goes on; after MAX_FAILURES the lab is left out of the later rounds. */
+const failures = new Map<VariantName, number>();
+const MAX_FAILURES = 3;
+
+async function attempt<T>(lab: BuiltLab, what: string, round: number, fn: () => Promise<T>): Promise<T | undefined> {
+  if ((failures.get(lab.variant) ?? 0) >= MAX_FAILURES) return undefined;
+  try {
+    return await fn();
+  } catch (e) {
+    const n = (failures.get(lab.variant) ?? 0) + 1;
+    failures.set(lab.variant, n);
+    const msg = `${LABELS[lab.variant]} ${what}, round ${round}: ${(e as Error).message.slice(0, 500)}${n >= MAX_FAILURES ? ` (${n} failures: the lab is left out of the later rounds)` : ''}`;
+    results.problems.push(msg);
+    log(`  FAILED: ${msg}`);
+    return undefined;
+  }
 }
 
 async function measureLab(lab: BuiltLab, round: number): Promise<void> {
+  const label = LABELS[lab.variant];
   for (const pair of lab.pairs) {
     for (const streams of streamCounts) {
-      const s = await nodeAndPod(pair, streams, round);
-      push(tput, key(lab.variant, pair.kind, streams), s);
-      log(`  ${LABELS[lab.variant]} ${pair.kind} ${pair.label} P${streams}: node ${num(s.node.gbps)} pod ${num(s.pod.gbps)} Gbit/s → ${num(ratio(s))}`);
+      const s = await attempt(lab, `${pair.kind} TCP ${streams}`, round, () => paired(round, tcpRun(streams), pair));
+      if (!s) continue;
+      push(results.tcp, key(lab.variant, pair.kind, streams), s);
+      log(`  ${label} ${pair.kind} ${pair.label} TCP ${streams}: node ${num(s.node.gbps)} pod ${num(s.pod.gbps)} Gbit/s → ${tcpRatio(s).toFixed(2)}`);
     }
-    const node = await ping(pair.nodes[0], pair.nodes[1], pings, 0.01);
-    const pod = await ping(pair.pods[0], pair.pods[1], pings, 0.01);
-    push(rtt, key(lab.variant, pair.kind), { round, node, pod });
-    log(`  ${LABELS[lab.variant]} ${pair.kind} RTT p50 node ${num(node.p50)} pod ${num(pod.p50)} ms`);
+    if (round > udpRounds) continue;
+    const u = await attempt(lab, `${pair.kind} UDP`, round, () => paired(round, ([a, b]) => udpRate(a, b, udpSeconds, udpSize, cpu), pair));
+    if (u) {
+      push(results.udp, key(lab.variant, pair.kind), u);
+      log(`  ${label} ${pair.kind} UDP ${udpSize} B: node ${num(u.node.rxPps / 1000)} pod ${num(u.pod.rxPps / 1000)} kpps received → ${udpRatio(u).toFixed(2)}`);
+    }
+    const l = await attempt(lab, `${pair.kind} latency`, round, () => paired(round, ([a, b]) => latency(a, b, latencySeconds, cpu), pair));
+    if (l) {
+      push(results.latency, key(lab.variant, pair.kind), l);
+      log(`  ${label} ${pair.kind} sockperf p50: node ${num(l.node.p50)} pod ${num(l.pod.p50)} µs → +${addedUs(l).toFixed(2)} µs`);
+    }
   }
 }
 
@@ -114,149 +136,44 @@ async function investigate(labs: Map<VariantName, BuiltLab>, round: number): Pro
       const pair = lab?.pairs.find((p) => p.kind === kind);
       if (!lab || !pair) continue;
       try {
-        const s = await withTweak(tweak, lab.nodeNs, () => nodeAndPod(pair, 1, round));
-        push(inv, `${tweak.name}|${v}|${kind}`, s);
-        log(`  [${tweak.name}] ${LABELS[v]} ${kind}: node ${num(s.node.gbps)} pod ${num(s.pod.gbps)} → ${num(ratio(s))}`);
+        const s = await withTweak(tweak, lab.nodeNs, () => paired(round, tcpRun(1), pair));
+        push(results.investigation, `${tweak.name}|${v}|${kind}`, s);
+        log(`  [${tweak.name}] ${LABELS[v]} ${kind}: node ${num(s.node.gbps)} pod ${num(s.pod.gbps)} → ${tcpRatio(s).toFixed(2)}`);
       } catch (e) {
-        problems.push(`investigation ${tweak.name} on ${LABELS[v]} ${kind} failed in round ${round}: ${(e as Error).message}`);
+        results.problems.push(`investigation ${tweak.name} on ${LABELS[v]} ${kind} failed in round ${round}: ${(e as Error).message}`);
       }
     }
   }
 }
 
-// --- report ----------------------------------------------------------------------------------
-
-const mark = (ok: boolean): string => (ok ? ' ✅' : ' ❌');
-
-function throughputTable(): string {
-  const lines = [
-    '| backend | pair | streams | node↔node Gbit/s | pod↔pod Gbit/s | **pod / node** | goal |',
-    '|---|---|---:|---:|---:|---:|---|',
-  ];
-  for (const v of variants) {
-    for (const kind of ['same-zone', 'cross-zone'] as PairKind[]) {
-      for (const streams of streamCounts) {
-        const s = tput.get(key(v, kind, streams));
-        if (!s) continue;
-        const r = median(s.map(ratio));
-        const goal = kind === 'same-zone' && (v === 'auto' || v === 'host-gw') ? `≥ 0.95${mark(r >= 0.95)}` : '';
-        lines.push(`| ${LABELS[v]} | ${kind} | ${streams} | ${withRange(s.map((x) => x.node.gbps))} | ${withRange(s.map((x) => x.pod.gbps))} | **${withRange(s.map(ratio), (x) => x.toFixed(2))}** | ${goal} |`);
-      }
-    }
-  }
-  return lines.join('\n');
+async function packetSizeCheck(lab: BuiltLab, pair: Pair): Promise<void> {
+  const [cp, cn, sn] = [pair.pods[0].ns, pair.nodes[0].ns, pair.nodes[1].ns];
+  const before = await Promise.all([counters(cp, 'eth0'), counters(cn, 'eth0'), counters(sn, 'eth0')]);
+  const t = await tcp(pair.pods[0], pair.pods[1], Math.min(3, seconds), cpu);
+  const after = await Promise.all([counters(cp, 'eth0'), counters(cn, 'eth0'), counters(sn, 'eth0')]);
+  const avg = (i: number, dir: 'tx' | 'rx'): string => {
+    const b = after[i]![`${dir}Bytes`] - before[i]![`${dir}Bytes`];
+    const p = after[i]![`${dir}Packets`] - before[i]![`${dir}Packets`];
+    return p > 0 ? `${Math.round(b / p)} B` : 'n/a';
+  };
+  results.packetSizes.push(`${LABELS[lab.variant]} ${pair.kind} (${num(t.gbps)} Gbit/s): sender pod eth0 tx ${avg(0, 'tx')}, sender node eth0 tx ${avg(1, 'tx')}, receiver node eth0 rx ${avg(2, 'rx')} per packet`);
 }
 
-/** weft's VXLAN paths against the hand-built flannel equivalent, per round (same round, adjacent in time). */
-function flannelTable(): string {
-  const lines = [
-    '| weft backend | pair | streams | weft pod↔pod Gbit/s | flannel-eq. pod↔pod Gbit/s | **weft / flannel-eq.** (pod Gbit/s) | weft pod/node ÷ flannel-eq. pod/node | goal |',
-    '|---|---|---:|---:|---:|---:|---:|---|',
-  ];
-  for (const v of variants.filter((x) => x === 'vxlan' || x === 'auto')) {
-    for (const kind of ['cross-zone', 'same-zone'] as PairKind[]) {
-      for (const streams of streamCounts) {
-        const w = tput.get(key(v, kind, streams));
-        const f = tput.get(key('flannel', kind, streams));
-        if (!w || !f) continue;
-        const perRound = w.map((x) => {
-          const y = f.find((z) => z.round === x.round);
-          return y ? { abs: x.pod.gbps / y.pod.gbps, norm: ratio(x) / ratio(y) } : undefined;
-        }).filter((x): x is { abs: number; norm: number } => x !== undefined);
-        const abs = median(perRound.map((x) => x.abs));
-        const goal = kind === 'cross-zone' ? `≥ 1.0${mark(abs >= 1.0)}` : '';
-        lines.push(`| ${LABELS[v]} | ${kind} | ${streams} | ${withRange(w.map((x) => x.pod.gbps))} | ${withRange(f.map((x) => x.pod.gbps))} | **${withRange(perRound.map((x) => x.abs), (x) => x.toFixed(2))}** | ${withRange(perRound.map((x) => x.norm), (x) => x.toFixed(2))} | ${goal} |`);
-      }
-    }
-  }
-  return lines.join('\n');
+async function recordVxlanDevice(lab: BuiltLab): Promise<void> {
+  if (SPECS[lab.variant].backend === 'host-gw') return;
+  const n = lab.state.topology.nodes[0]!;
+  const d = await mustRun(['ip', '-n', n.ns, '-d', 'link', 'show', 'flannel.1']);
+  results.vxlanDevices.set(lab.variant, d.replace(/^\d+: /, '').replace(/link\/ether \S+ brd \S+/, 'link/ether <mac>').replaceAll(n.address, '<node>')
+    .replace(/ (qlen|promiscuity|allmulti|minmtu|maxmtu|numtxqueues|numrxqueues|gso_max_size|gso_max_segs|tso_max_size|tso_max_segs|gro_max_size|gso_ipv4_max_size|gro_ipv4_max_size) \d+/g, '')
+    .replace(/\s+/g, ' ').trim());
 }
 
-function latencyTable(): string {
-  const lines = [
-    '| backend | pair | node↔node RTT p50 ms | pod↔pod RTT p50 ms | **pod / node p50** | node p99 ms | pod p99 ms | pod / node p99 |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
-  ];
-  for (const v of variants) {
-    for (const kind of ['same-zone', 'cross-zone'] as PairKind[]) {
-      const s = rtt.get(key(v, kind));
-      if (!s) continue;
-      const f2 = (x: number): string => x.toFixed(2);
-      lines.push(`| ${LABELS[v]} | ${kind} | ${withRange(s.map((x) => x.node.p50))} | ${withRange(s.map((x) => x.pod.p50))} | **${withRange(s.map((x) => x.pod.p50 / x.node.p50), f2)}** | ${withRange(s.map((x) => x.node.p99))} | ${withRange(s.map((x) => x.pod.p99))} | ${withRange(s.map((x) => x.pod.p99 / x.node.p99), f2)} |`);
-    }
-  }
-  return lines.join('\n');
-}
-
-function investigationTable(): string {
-  if (inv.size === 0) return '';
-  const lines = [
-    '| change (all nodes of the lab, reverted after) | backend, pair | node↔node Gbit/s | pod↔pod Gbit/s | pod / node with the change | pod / node without (same rounds) |',
-    '|---|---|---:|---:|---:|---:|',
-  ];
-  for (const tweak of tweaks) {
-    for (const [k, s] of inv) {
-      const [t, v, kind] = k.split('|') as [string, VariantName, PairKind];
-      if (t !== tweak.name) continue;
-      const base = (tput.get(key(v, kind, 1)) ?? []).filter((b) => s.some((x) => x.round === b.round));
-      lines.push(`| ${tweak.name} | ${LABELS[v]}, ${kind} | ${withRange(s.map((x) => x.node.gbps))} | ${withRange(s.map((x) => x.pod.gbps))} | ${withRange(s.map(ratio), (x) => x.toFixed(2))} | ${withRange(base.map(ratio), (x) => x.toFixed(2))} |`);
-    }
-  }
-  return [lines.join('\n'), '', ...tweaks.map((t) => `- **${t.name}**: ${t.what}.`)].join('\n');
-}
-
-/** Every measurement, in run order, for the collapsed details. */
-function perRoundTable(): string {
-  const lines = [
-    '| round | backend | pair | streams | load | node Gbit/s (retr.) | pod Gbit/s (retr.) | pod / node |',
-    '|---:|---|---|---:|---:|---:|---:|---:|',
-  ];
-  const rows: { k: string; s: TputSample }[] = [];
-  for (const [k, ss] of tput) for (const x of ss) rows.push({ k, s: x });
-  rows.sort((a, b) => a.s.round - b.s.round);
-  for (const { k, s } of rows) {
-    const [v, kind, streams] = k.split('|') as [VariantName, PairKind, string];
-    lines.push(`| ${s.round} | ${LABELS[v]} | ${kind} | ${streams} | ${s.load.toFixed(1)} | ${num(s.node.gbps)} (${s.node.retransmits}) | ${num(s.pod.gbps)} (${s.pod.retransmits}) | ${ratio(s).toFixed(2)} |`);
-  }
-  return lines.join('\n');
-}
-
-/** Plain statements computed from this run's numbers. */
-function findings(): string {
-  const parts: string[] = [];
-  const r = (v: VariantName, kind: PairKind, st: number): number => median((tput.get(key(v, kind, st)) ?? []).map(ratio));
-  const p1 = streamCounts[0] ?? 1;
-  const direct = ['auto', 'host-gw'].filter((v) => tput.has(key(v, 'same-zone', p1))).map((v) => `${LABELS[v as VariantName]} ${r(v as VariantName, 'same-zone', p1).toFixed(2)}`);
-  const tunnelled = ['vxlan', 'flannel'].filter((v) => tput.has(key(v, 'same-zone', p1))).map((v) => `${LABELS[v as VariantName]} ${r(v as VariantName, 'same-zone', p1).toFixed(2)}`);
-  if (direct.length > 0 && tunnelled.length > 0) {
-    parts.push(`Same zone, ${p1} stream, pod/node: with a direct route ${direct.join(', ')}; through VXLAN ${tunnelled.join(', ')}. In the lab, a node↔node transfer crosses two veths and the zone bridge; a pod↔pod transfer adds each pod's veth, cni0 and a routing (FORWARD, conntrack) pass on both nodes, plus the VXLAN encapsulation and decapsulation when tunnelled. Every packet of those hops costs CPU on the same 2 cores that run iperf3's sender and receiver, so the ratio measures that extra per-packet work, not a bandwidth limit.`);
-  }
-  const sizes = packetSizes.map((p) => [...p.matchAll(/(\d+) B/g)].map((m) => Number(m[1]))).flat();
-  if (sizes.length > 0) {
-    parts.push(`The link counters show ${Math.min(...sizes)}–${Math.max(...sizes)} bytes per packet on the pod's eth0 and on both nodes' eth0 during pod↔pod transfers: TSO/GSO superpackets cross the whole path, VXLAN included, without being segmented (the veths carry tx-udp_tnl-segmentation), so neither the 1450 MTU nor checksum/segmentation offloads are where the gap comes from; GRO, which re-merges segmented packets, has nothing to merge here.`);
-  }
-  for (const t of tweaks) {
-    for (const [v, kind] of [['auto', 'same-zone'], ['vxlan', 'cross-zone']] as [VariantName, PairKind][]) {
-      const s = inv.get(`${t.name}|${v}|${kind}`);
-      if (!s) continue;
-      const base = (tput.get(key(v, kind, 1)) ?? []).filter((b) => s.some((x) => x.round === b.round));
-      const with_ = median(s.map(ratio));
-      const without = median(base.map(ratio));
-      parts.push(`${t.name} on ${LABELS[v]} ${kind}: pod/node ${with_.toFixed(2)} with, ${without.toFixed(2)} without (pod ${num(median(s.map((x) => x.pod.gbps)))} vs ${num(median(base.map((x) => x.pod.gbps)))} Gbit/s).`);
-    }
-  }
-  if (inv.has(`notrack|auto|same-zone`) || inv.has(`notrack|vxlan|cross-zone`)) {
-    parts.push('NOTRACK is only a measurement here, not a change for weft to ship: with kube-proxy, the reply of a Service backend pod to a client pod is addressed pod to pod and must be un-DNATed by conntrack.');
-  }
-  const devs = [...vxlanDevices];
-  if (devs.length > 1) {
-    const same = new Set(devs.map(([, d]) => d)).size === 1;
-    parts.push(same
-      ? `weft's flannel.1 and the hand-built one are the same device (\`ip -d link\` identical once the MAC and node address are masked: ${devs[0]![1]}), with the same per-peer neighbour, FDB entry and onlink route, so weft VXLAN and the flannel-equivalent should only differ by noise.`
-      : `The flannel.1 devices differ: ${devs.map(([v, d]) => `${LABELS[v]}: ${d}`).join(' / ')}.`);
-  }
-  parts.push('Single runs vary a lot on this shared machine (see every round below, with the 1-minute load at the start of each measurement): even node↔node alone ranges over ±30 % between runs, so differences of that size between two medians are not significant.');
-  return parts.join(' ');
+/** Rough wall time of the measuring (labs' build and down not included), for the first line. */
+function estimateMinutes(pairs: number): number {
+  const spawn = 1.5; // per iperf3/sockperf run: nsenter, server start, connect, report
+  const tcpRound = streamCounts.reduce((s) => s + 2 * (seconds + spawn), 0);
+  const udpRound = 2 * (udpSeconds + spawn) + 2 * (latencySeconds + 0.5 + spawn);
+  return (pairs * (rounds * tcpRound + udpRounds * udpRound) + rounds * tweaks.length * 2 * 2 * (seconds + spawn)) / 60;
 }
 
 // --- main ------------------------------------------------------------------------------------
@@ -266,26 +183,26 @@ async function main(): Promise<number> {
   const id = randomBytes(2).toString('hex');
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const loadBefore = loadavg().map((x) => x.toFixed(2)).join(' ');
-  log(`${TAG}: ${rounds} rounds of [${variants.join(', ')}], ${seconds} s per iperf3 run, streams ${streamCounts.join('/')}, ${pings} pings; load ${loadBefore}`);
+  const started = Date.now();
+  log(`${TAG}: ${rounds} rounds (UDP and latency in the first ${udpRounds}) of [${variants.join(', ')}], pairs ${pairChoice}; TCP ${seconds} s (streams ${streamCounts.join('/')}), UDP ${udpSeconds} s, sockperf ${latencySeconds} s; pinned to cpu ${cpu}; load ${loadBefore}${quick ? '; --quick: nothing is written' : ''}`);
 
   const labs = new Map<VariantName, BuiltLab>();
-  for (const v of variants) labs.set(v, await buildLab(v, id, log));
+  const fastPathBefore = new Map<VariantName, FastPathReading[]>();
+  for (const v of variants) {
+    const lab = await buildLab(v, id, pairChoice, log);
+    labs.set(v, lab);
+    if (SPECS[v].fastPath === 'ebpf') fastPathBefore.set(v, await readFastPath(lab.state));
+  }
+  const pairCount = [...labs.values()].reduce((s, l) => s + l.pairs.length, 0);
+  log(`${TAG}: ${labs.size} labs up after ${((Date.now() - started) / 60_000).toFixed(1)} min, ${pairCount} pairs; measuring takes about ${estimateMinutes(pairCount).toFixed(0)} min`);
   const anyLab = [...labs.values()][0]!;
-  const n1 = anyLab.state.topology.nodes[0]!.ns;
-  const brnf = await bridgeNetfilter(n1);
+  const brnf = await bridgeNetfilter(anyLab.state.topology.nodes[0]!.ns);
   const weftLab = labs.get('vxlan') ?? labs.get('auto');
   const devices = weftLab
     ? await Promise.all(['eth0', 'flannel.1', 'cni0'].map((d) => offloads(weftLab.state.topology.nodes[0]!.ns, d)))
     : [];
-  for (const lab of labs.values()) for (const pair of lab.pairs) await packetSizeCheck(lab, pair);
-  for (const lab of labs.values()) {
-    if (lab.variant === 'host-gw') continue;
-    const n = lab.state.topology.nodes[0]!;
-    const d = await mustRun(['ip', '-n', n.ns, '-d', 'link', 'show', 'flannel.1']);
-    vxlanDevices.set(lab.variant, d.replace(/^\d+: /, '').replace(/link\/ether \S+ brd \S+/, 'link/ether <mac>').replaceAll(n.address, '<node>')
-      .replace(/ (qlen|promiscuity|allmulti|minmtu|maxmtu|numtxqueues|numrxqueues|gso_max_size|gso_max_segs|tso_max_size|tso_max_segs|gro_max_size|gso_ipv4_max_size|gro_ipv4_max_size) \d+/g, '')
-      .replace(/\s+/g, ' ').trim());
-  }
+  for (const lab of labs.values()) for (const pair of lab.pairs) await attempt(lab, `${pair.kind} packet sizes`, 0, () => packetSizeCheck(lab, pair));
+  for (const lab of labs.values()) await recordVxlanDevice(lab);
 
   const orders: string[] = [];
   for (let round = 1; round <= rounds; round++) {
@@ -300,59 +217,71 @@ async function main(): Promise<number> {
       await investigate(labs, round);
     }
   }
+  for (const [v, before] of fastPathBefore) {
+    const e = evidence(before, await readFastPath(labs.get(v)!.state));
+    results.fastPath.set(v, e);
+    log(`${LABELS[v]}: fast path taken: ${e.taken} (${e.nodes.join('; ')})`);
+    if (e.taken === 'no') results.problems.push(`${LABELS[v]}: the fast path was not taken (${e.nodes.join('; ')})`);
+  }
   const loadAfter = loadavg().map((x) => x.toFixed(2)).join(' ');
   for (const lab of labs.values()) {
     await labDown(lab.name);
     untrackLab(lab.name);
   }
+  const minutes = ((Date.now() - started) / 60_000).toFixed(0);
 
-  const body = [
-    '## Data plane: pod↔pod vs node↔node, weft backends vs a hand-built flannel VXLAN',
+  const inp: ReportInput = { results, variants, streamCounts, tweaks };
+  const body = sectionBody(inp, { date, minutes, loadBefore, loadAfter, orders, devices, brnf });
+  process.stdout.write(`\n${findings(inp)}\n\n${summaryTable(inp)}\n\n${throughputTable(inp)}\n\n${udpTable(inp)}\n\n${latencyTable(inp)}\n\n${flannelTable(inp)}\n\n${fastPathTable(inp)}\n\n${investigationTable(inp)}\n\n${results.packetSizes.join('\n')}\n${devices.join('\n')}\n`);
+  if (results.problems.length > 0) process.stdout.write(`\nPROBLEMS:\n${results.problems.map((p) => `  - ${p}`).join('\n')}\n`);
+  process.stdout.write(`\n${TAG}: ${minutes} min in all\n`);
+  if (write) {
+    writeSection(join(ROOT, 'BENCHMARKS.md'), 'dataplane', body);
+    process.stdout.write(`wrote ${join(ROOT, 'BENCHMARKS.md')}\n`);
+  }
+  // Failed measurements are in the report; the exit code says the run was not whole.
+  return failures.size > 0 ? 1 : 0;
+}
+
+interface RunFacts { date: string; minutes: string; loadBefore: string; loadAfter: string; orders: string[]; devices: string[]; brnf: string | undefined }
+
+function sectionBody(inp: ReportInput, f: RunFacts): string {
+  const section = (title: string, table: string): string[] => (table ? [`### ${title}`, '', table, ''] : []);
+  return [
+    '## Data plane: pod↔pod vs node↔node: weft backends, routed pod links, the eBPF fast path, a hand-built flannel VXLAN',
     '',
-    `Measured ${date} by \`npm run bench:dataplane\` (benchmarks/dataplane/run.ts). iperf3 TCP, ${seconds} s per run, receiver-side rate; ping ${pings} × 0.01 s. Median over ${rounds} rounds with the range over rounds in parentheses; every ratio is taken within a round (node and pod measured back to back on the same pair) and then the median of the ratios is shown.`,
+    `Measured ${f.date} by \`npm run bench:dataplane\` (benchmarks/dataplane/run.ts), ${f.minutes} min. ${rounds} rounds of TCP (iperf3, ${seconds} s per run, receiver-side rate: 1 stream with client and server pinned to cpu ${cpu}; ${streamCounts.filter((s) => s > 1).map((s) => `${s} streams as ${s} separate iperf3 processes`).join(', ') || 'no multi-stream test'}), and in the first ${udpRounds} of them UDP (iperf3 -u -b 0, ${udpSize}-byte datagrams, ${udpSeconds} s, packets/s the server received, pinned) and latency (sockperf ping-pong over UDP, ${latencySeconds} s after its warm-up, one-way = half the round trip, pinned). Every pod figure is paired with node↔node on the same two nodes right before or after it; the tables show the median over rounds of those per-round ratios (latency: µs added = pod p50 − node p50), with the range over rounds in parentheses.`,
     '',
-    '### Throughput',
+    ...section('Goals (issue 9) against this run', summaryTable(inp)),
+    'Goals: routed pod links ≥ 0.92 of node↔node TCP on a direct path; with the eBPF fast path ≥ 0.95 (TCP 1 and 4 streams), ≥ 0.75 UDP packet rate, < 1.5 µs added latency; over VXLAN at least the flannel-equivalent\'s pod/node (same pair, same run). weft auto, host-gw and mesh keep the earlier goal of ≥ 0.95 on a direct route. Marked, never asserted.',
     '',
-    throughputTable(),
+    ...section('TCP throughput', throughputTable(inp)),
+    ...section('UDP packet rate', udpTable(inp)),
+    ...section('Latency (sockperf, one way)', latencyTable(inp)),
+    ...section('Over VXLAN against the flannel-equivalent', flannelTable(inp)),
+    ...section('Did the fast path carry the traffic?', fastPathTable(inp)),
+    ...section('Investigation: what the pod path costs (1 stream)', investigationTable(inp)),
+    `Machine: ${machineFacts(ROOT)}; sockperf 3.7. Load average (1/5/15 min) ${f.loadBefore} before, ${f.loadAfter} after: the machine is shared with other jobs, and the sender, receiver and all softirq work share its CPUs.`,
     '',
-    '### weft VXLAN against the flannel-equivalent',
+    ...(f.devices.length > 0 ? [`Devices (weft node n1): ${f.devices.join('; ')}. MTU: node eth0 1500, flannel.1 and pods 1450. br_netfilter: ${f.brnf === undefined ? 'not loaded' : `loaded (bridge-nf-call-iptables=${f.brnf} in the nodes)`}.`, ''] : []),
+    `Average bytes per packet during a 1-stream pod↔pod run (from link counters): ${results.packetSizes.join('; ')}.`,
     '',
-    flannelTable(),
-    '',
-    '### Latency',
-    '',
-    latencyTable(),
-    '',
-    ...(inv.size > 0 ? ['### Investigation: what the pod path costs (1 stream)', '', investigationTable(), ''] : []),
-    `Machine: ${machineFacts(ROOT)}. Load average (1/5/15 min) ${loadBefore} before, ${loadAfter} after: the machine is shared with other jobs, and iperf3's sender, receiver and all softirq work share its CPUs.`,
-    '',
-    `Devices (weft node n1): ${devices.join('; ')}. MTU: node eth0 1500, flannel.1 and pods 1450. br_netfilter: ${brnf === undefined ? 'not loaded' : `loaded (bridge-nf-call-iptables=${brnf} in the nodes)`}.`,
-    '',
-    `Average bytes per packet during a 1-stream pod↔pod run (from link counters): ${packetSizes.join('; ')}.`,
-    '',
-    '**Method.** Each variant is its own lab, built once and measured in every round, the order of the variants rotating (' + orders.join('; ') + '). ' +
-      'Nodes alternate zones a, b, a (zones 172.31.1.0/24 and 172.31.2.0/24, joined by the router namespace), each with one pod; the same-zone pair is n1 → n3 on one bridge (host-gw: n1 → n2, its lab puts both nodes in zone a), the cross-zone pair n1 → n2 through the router. ' +
-      'weft vxlan / auto / host-gw: `weft lab up --store etcd --backend …` (etcd, one `weft agent` per node with --ip-masq). ' +
+    '**Method.** Each variant is its own lab, built once and measured in every round, the order of the variants rotating (' + f.orders.join('; ') + '). ' +
+      'Nodes alternate zones a, b, a (zones 172.31.1.0/24 and 172.31.2.0/24, joined by the router namespace), each with one pod; the same-zone pair is n1 → n3 on one bridge (host-gw labs: n1 → n2, both in zone a), the cross-zone pair n1 → n2 through the router. ' +
+      `By default each lab measures the pair that carries its goal or reference (\`--pairs goal\`: direct-route labs the same-zone pair, VXLAN labs the cross-zone pair); \`--pairs all\` measures both. ` +
+      'weft vxlan / auto / host-gw: `weft lab up --store etcd --backend …` (one `weft agent` per node with --ip-masq); routed: the same with `--pod-link routed`, and `--fast-path ebpf` for the eBPF variants, whose agents\' `fastPath` status counters are read before and after the run. ' +
       'flannel-equivalent: `weft lab up --store none` (same CNI plugin and pod MTU, no agent), then by hand in every node, as flanneld does (docs/flannel-compat.md §3.2): `ip link add flannel.1 type vxlan id 1 dstport 8472 nolearning dev eth0 local <node>`, MTU 1450, a random locally administered MAC, `<subnet>.0/32` on it; per peer `ip neigh replace <peer>.0 lladdr <mac> nud permanent`, `bridge fdb replace <mac> dev flannel.1 dst <peer node> self permanent`, `ip route replace <peer subnet> via <peer>.0 dev flannel.1 onlink`; and flanneld\'s --ip-masq iptables rules (the same ones weft\'s agents install). ' +
-      'Every iperf3 and ping runs inside the lab\'s namespaces (`nsenter --net`); client on the first node or its pod, server on the second.',
+      'Every iperf3 and sockperf runs inside the lab\'s namespaces (`nsenter --net`, `taskset -c` for the pinned tests); client on the first node or its pod, server on the second. The pinned 1-stream test avoids veth reordering across cores (spurious retransmits, ±30 % swings); iperf3 3.12 runs all streams of one process on one thread, hence separate processes for 4 streams.',
     '',
-    `**What explains the numbers.** ${findings()}`,
+    `**What explains the numbers.** ${findings(inp)}`,
     '',
     '<details><summary>Every measurement</summary>',
     '',
-    perRoundTable(),
+    perRoundTable(inp),
     '',
     '</details>',
-    ...(problems.length > 0 ? ['', '**Problems seen during the run:**', '', ...problems.map((p) => `- ${p}`)] : []),
+    ...(results.problems.length > 0 ? ['', '**Problems seen during the run:**', '', ...results.problems.map((p) => `- ${p}`)] : []),
   ].join('\n');
-
-  process.stdout.write(`\n${findings()}\n\n${throughputTable()}\n\n${flannelTable()}\n\n${latencyTable()}\n\n${investigationTable()}\n\n${packetSizes.join('\n')}\n${devices.join('\n')}\n`);
-  if (problems.length > 0) process.stdout.write(`\nPROBLEMS:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
-  if (!opts['no-write']) {
-    writeSection(join(ROOT, 'BENCHMARKS.md'), 'dataplane', body);
-    process.stdout.write(`\nwrote ${join(ROOT, 'BENCHMARKS.md')}\n`);
-  }
-  return 0;
 }
 
 await runBench(TAG, main);
