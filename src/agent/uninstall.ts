@@ -7,7 +7,9 @@
 // by the addresses in subnet.env (which may be gone), and the routes and devices by what marks
 // them as weft's. It refuses to run while an agent holds the node lock, since that agent would
 // put everything back within seconds.
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { detachFastPath, removeFastPathPins } from '../fastpath/kernel.ts';
+import { pinDirFor } from './fast-path.ts';
 import { WeftError, errnoCode } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { Rtnetlink } from '../netlink/index.ts';
@@ -23,11 +25,15 @@ export interface UninstallReport {
   devices: string[];
   routes: number;
   subnetFile: boolean;
+  /** The interfaces weft's fast path programs were taken off, and whether its pinned maps were removed. */
+  fastPath: { detached: string[]; pins: boolean };
 }
 
 export interface UninstallOptions {
   subnetFile: string;
   lockFile: string;
+  /** The fast path's --bpf-dir: this namespace's pinned maps under it are removed. */
+  bpfDir: string;
   log: Logger;
   /** Where the firewall tools run (tests); default here. */
   firewallRunner?: Runner;
@@ -51,6 +57,8 @@ export async function uninstall(o: UninstallOptions): Promise<UninstallReport> {
     const firewall = await removeAllFlannelRules(o.firewallRunner ? { runner: o.firewallRunner } : {});
     for (const line of firewall.removed) o.log.info({ removed: line }, 'firewall rules removed');
     using nl = Rtnetlink.open();
+    // The fast path first: its programs redirect by the routes and devices removed next.
+    const fastPath = removeFastPath(nl, o.bpfDir, o.log);
     const { routes, devices } = teardownAllBackends(nl, o.log);
     let subnetFile = false;
     try {
@@ -63,8 +71,28 @@ export async function uninstall(o: UninstallOptions): Promise<UninstallReport> {
     if (firewall.errors.length > 0) {
       throw new WeftError('WEFT_FIREWALL', `uninstall removed the devices, routes and subnet.env, but not every firewall rule: ${firewall.errors.join('; ')}`);
     }
-    return { firewallRules: firewall.removed.length > 0, firewall: firewall.removed, devices, routes, subnetFile };
+    return { firewallRules: firewall.removed.length > 0, firewall: firewall.removed, devices, routes, subnetFile, fastPath };
   } finally {
     lock.release();
   }
+}
+
+/**
+ * weft's tc programs off every interface, and this namespace's pinned maps. Without the BPF
+ * addon (no libbpf on this host) no agent here can have attached anything: nothing to detach.
+ */
+function removeFastPath(nl: Rtnetlink, bpfDir: string, log: Logger): UninstallReport['fastPath'] {
+  const links = nl.listLinks();
+  let detached: string[] = [];
+  try {
+    const off = new Set(detachFastPath(links.map((l) => l.index)));
+    detached = links.filter((l) => off.has(l.index)).map((l) => l.name);
+  } catch (e) {
+    log.debug({ err: (e as Error).message }, 'no BPF addon: no fast path programs to detach');
+  }
+  const pinDir = pinDirFor(bpfDir);
+  const pins = existsSync(pinDir);
+  removeFastPathPins(pinDir);
+  if (detached.length > 0 || pins) log.info({ detached, pinDir }, 'fast path removed');
+  return { detached, pins };
 }

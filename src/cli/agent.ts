@@ -26,6 +26,8 @@ function renderUninstall(r: UninstallReport, subnetFile: string): string {
     `${r.devices.length} device(s)${r.devices.length > 0 ? ` ${r.devices.join(' ')}` : ''}`,
     `${r.routes} route(s)`,
     r.subnetFile ? subnetFile : `${subnetFile} (was not there)`,
+    ...(r.fastPath.detached.length > 0 ? [`fast path programs on ${r.fastPath.detached.join(' ')}`] : []),
+    ...(r.fastPath.pins ? ['the fast path\'s pinned maps'] : []),
   ];
   return `removed: ${parts.join(', ')}\n`;
 }
@@ -141,10 +143,11 @@ export function registerAgent(program: Command, version: string): void {
     .description("remove what weft (or flanneld) installed on this node: masquerade/forward rules (iptables and nftables), flannel.<VNI> devices, weft's routes, subnet.env; refuses while an agent runs")
     .option('--subnet-file <path>', "this node's subnet.env, removed too", fromEnv('subnet-file', DEFAULT_AGENT_OPTIONS.subnetFile))
     .option('--lock-file <path>', 'the node lock the agent holds (uninstall refuses while it is held)', fromEnv('lock-file', DEFAULT_AGENT_OPTIONS.lockFile))
+    .option('--bpf-dir <dir>', "the agent's --bpf-dir: the fast path's pinned maps there go too", fromEnv('bpf-dir', DEFAULT_AGENT_OPTIONS.bpfDir))
     .option('--json', 'print what was removed as JSON')
-    .action(async (o: { subnetFile: string; lockFile: string; json?: boolean }) => {
+    .action(async (o: { subnetFile: string; lockFile: string; bpfDir: string; json?: boolean }) => {
       const { uninstall } = await import('../agent/uninstall.ts');
-      const report = await uninstall({ subnetFile: o.subnetFile, lockFile: o.lockFile, log: uninstallLogger() });
+      const report = await uninstall({ subnetFile: o.subnetFile, lockFile: o.lockFile, bpfDir: o.bpfDir, log: uninstallLogger() });
       if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else process.stdout.write(renderUninstall(report, o.subnetFile));
     });

@@ -116,15 +116,21 @@ function isBpffs(path: string): boolean {
   }
 }
 
-/** pinDir's parent is a bpffs (mounted here when it is not one), and pinDir exists in it. */
+/**
+ * pinDir's parent on a bpffs, and pinDir in it. When the parent is not on one, a bpffs is
+ * mounted: at /sys/fs/bpf for a path under it (where the kernel expects one, and where a plain
+ * sysfs directory takes no mkdir), else at the parent itself. A parent already inside a
+ * mounted bpffs (the usual /sys/fs/bpf) is only created, never mounted over.
+ */
 function preparePinDir(a: BpfAddon, pinDir: string): void {
   const parent = dirname(pinDir);
-  if (!isBpffs(parent)) {
+  if (!onBpffs(parent)) {
+    const at = parent === SYS_FS_BPF || parent.startsWith(`${SYS_FS_BPF}/`) ? SYS_FS_BPF : parent;
     try {
-      mkdirSync(parent, { recursive: true });
-      a.mountBpffs(parent);
+      mkdirSync(at, { recursive: true });
+      a.mountBpffs(at);
     } catch (e) {
-      throw fail(`cannot mount bpffs at ${parent} for the fast path's maps: ${(e as Error).message}; mount it (mount -t bpf bpf ${parent}) or choose another --bpf-dir`, e);
+      throw fail(`cannot mount bpffs at ${at} for the fast path's maps: ${(e as Error).message}; mount it (mount -t bpf bpf ${at}) or choose another --bpf-dir`, e);
     }
   }
   try {
@@ -132,6 +138,31 @@ function preparePinDir(a: BpfAddon, pinDir: string): void {
   } catch (e) {
     throw fail(`cannot create ${pinDir} on bpffs: ${(e as Error).message}`, e);
   }
+}
+
+const SYS_FS_BPF = '/sys/fs/bpf';
+
+/** Whether path, or the nearest of its ancestors that exists, is on a bpffs. */
+function onBpffs(path: string): boolean {
+  for (let p = path; ; p = dirname(p)) {
+    if (existsSync(p)) return isBpffs(p);
+    if (p === dirname(p)) return false;
+  }
+}
+
+/**
+ * weft uninstall: takes weft's tc filter (its handle and priority) off each of these interfaces,
+ * returning those it was on. Needs the addon (libbpf's tc calls) but no loaded object.
+ */
+export function detachFastPath(ifindexes: readonly number[]): number[] {
+  const a = loadAddon();
+  return ifindexes.filter((i) => {
+    try {
+      return a.tcDetach(i, TC_HANDLE, TC_PRIORITY);
+    } catch {
+      return false; // gone meanwhile, or no clsact: nothing of weft's there
+    }
+  });
 }
 
 function load(a: BpfAddon, objectPath: string, pinDir: string): LoadedObject {

@@ -26,12 +26,15 @@ export async function resolveMemberNs(name: string, target: string, stateRoot: s
 
 /**
  * The environment for a command in `target`: in a node, WEFT_STATUS_SOCKET and friends point at
- * that node's agent and files, so `weft status` there needs no --socket (as on a real node).
+ * that node's agent and files, so `weft status` there needs no --socket (as on a real node), and
+ * WEFT_BPF_DIR at the lab's bpffs.
  */
 export function memberEnv(name: string, target: string, stateRoot: string = LAB_STATE_ROOT, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const member = parseMemberName(target);
   if (member?.kind !== 'node') return env;
-  return { ...env, ...nodeExecEnv(nodeFiles(`${labDir(name, stateRoot)}/${memberName(member)}`)) };
+  // The lab's bpffs (data-path.ts), so `weft uninstall` in a node finds its fast path's maps.
+  const dir = labDir(name, stateRoot);
+  return { ...env, ...nodeExecEnv(nodeFiles(`${dir}/${memberName(member)}`)), WEFT_BPF_DIR: `${dir}/bpf` };
 }
 
 /** Runs argv in the member's namespace with our stdio; resolves to its exit code. */

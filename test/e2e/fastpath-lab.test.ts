@@ -147,6 +147,21 @@ test('etcd, vxlan across two zones, fast path on: every probe passes and pod-to-
   assert.deepEqual(s.fastPath?.uplinks.sort(), ['eth0', 'flannel.1'].sort());
   await checkPasses(lab.name);
   await provesFastPath(lab);
+
+  // weft uninstall on a stopped node takes the programs off every interface and unpins the maps.
+  const stop = await weft(['lab', 'node', 'stop', '--name', lab.name, 'n2']);
+  assert.equal(stop.code, 0, stop.stderr);
+  const un = await weft(['lab', 'exec', '--name', lab.name, 'n2', '--', WEFT_BIN, 'uninstall', '--json']);
+  assert.equal(un.code, 0, un.stderr);
+  const removed = (JSON.parse(un.stdout) as { fastPath: { detached: string[]; pins: boolean } }).fastPath;
+  assert.ok(removed.detached.includes('eth0') && removed.detached.includes('flannel.1'), `detached from ${removed.detached.join(', ')}`);
+  assert.ok(removed.detached.some((d) => d.startsWith('veth')), 'and from the pods\' host veths');
+  assert.equal(removed.pins, true);
+  const n2 = lab.status.nodes.find((n) => n.name === 'n2')?.ns ?? assert.fail('no n2');
+  const links = JSON.parse(await mustInNs(n2, 'ip', '-j', 'link', 'show')) as { ifname: string }[];
+  for (const { ifname } of links) {
+    assert.equal((await mustInNs(n2, 'tc', 'filter', 'show', 'dev', ifname, 'ingress')).trim(), '', `a filter is left on ${ifname}`);
+  }
 });
 
 test('mesh, fast path on: every probe passes and pod-to-pod TCP takes the fast path', { skip: missing, timeout: 600_000 }, async () => {
