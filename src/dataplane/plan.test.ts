@@ -278,6 +278,8 @@ describe('ownedRoutes', () => {
     route({ dst: '10.244.7.0/24', gateway: '192.168.1.1', oif: ETH0, protocol: 4 }), // static, inside Network
     route({ dst: '10.244.9.0/24', type: 'blackhole', protocol: RTPROT_WEFT }),
     route({ dst: '10.244.1.0/24', oif: 9, protocol: 2 }), // cni0's prefix route
+    // A routed pod's host route (the CNI plugin's proto 88, src/cni/routed-link.ts): the data plane must never take it for a stale peer route.
+    route({ dst: '10.244.1.7/32', oif: 21, scope: 'link', protocol: 88 }),
   ];
   const ours = [
     route({ dst: '10.244.2.0/24', gateway: '10.244.2.0', oif: FLANNEL, onlink: true, protocol: 3 }), // flanneld's vxlan route
