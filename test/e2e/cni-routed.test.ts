@@ -348,3 +348,57 @@ describe('migration between bridge and routed pod links on a live node', { skip 
     }
   });
 });
+
+describe('the fast path\'s view: listRoutedPods and the onPodAttached / onPodsChanged hooks', { skip }, () => {
+  let node: Node;
+  before(async () => {
+    node = await Node.create(false);
+  });
+  after(async () => {
+    await node?.destroy();
+  });
+
+  /** BridgeOperations in a process inside the node's namespace (its netlink socket opens there). */
+  const script = `
+    import { BridgeOperations } from '${ROOT}src/cni/bridge-plugin.ts';
+    import { parsePluginConfig } from '${ROOT}src/cni/config.ts';
+    import { parseCniEnv } from '${ROOT}src/cni/env.ts';
+    import { listRoutedPods } from '${ROOT}src/cni/routed-link.ts';
+    import { Rtnetlink } from '${ROOT}src/netlink/index.ts';
+    import { silentLogger as log } from '${ROOT}src/log/logger.ts';
+    const config = parsePluginConfig(JSON.parse(process.env.HOOK_CONFIG));
+    const env = (cmd, id, netns) => parseCniEnv({ CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' });
+    const events = [];
+    const ops = new BridgeOperations({ log, onPodAttached: async (pod) => void events.push({ attached: pod }), onPodsChanged: () => void events.push('changed') });
+    const result = await ops.add(env('ADD', 'hook-1', process.env.HOOK_NETNS_1), config);
+    using nl = Rtnetlink.open();
+    const listed = listRoutedPods(nl);
+    await ops.del(env('DEL', 'hook-1', process.env.HOOK_NETNS_1), config);
+    const afterDel = listRoutedPods(nl);
+    const throwing = new BridgeOperations({ log, onPodAttached: () => { throw new Error('boom'); }, onPodsChanged: () => { throw new Error('boom'); } });
+    const second = await throwing.add(env('ADD', 'hook-2', process.env.HOOK_NETNS_2), config);
+    const listedSecond = listRoutedPods(nl);
+    await throwing.del(env('DEL', 'hook-2', process.env.HOOK_NETNS_2), config);
+    ops.close();
+    throwing.close();
+    console.log(JSON.stringify({ result, events, listed, afterDel, second, listedSecond }));
+  `;
+
+  test('a routed ADD hands the hook what listRoutedPods finds in the kernel; DEL says so; a throwing hook fails nothing', () => {
+    const r = spawnSync('nsenter', [`--net=${node.t.netnsPath}`, process.execPath, '--disable-warning=ExperimentalWarning', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, HOOK_CONFIG: JSON.stringify(node.t.config()), HOOK_NETNS_1: node.t.addPodNetns(), HOOK_NETNS_2: node.t.addPodNetns() },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { result: Result; events: unknown[]; listed: unknown[]; afterDel: unknown[]; second: Result; listedSecond: { ipv4?: string }[] };
+    const [host, pod] = out.result.interfaces as [Result['interfaces'][0], Result['interfaces'][0]];
+    const expected = { hostIfindex: (out.listed[0] as { hostIfindex: number }).hostIfindex, hostIfname: host.name, hostMac: host.mac, podMac: pod.mac, ipv4: out.result.ips[0]!.address.split('/')[0] };
+    assert.deepEqual(out.listed, [expected]);
+    assert.ok(expected.hostIfindex > 0);
+    assert.deepEqual(out.events, [{ attached: expected }, 'changed']);
+    assert.deepEqual(out.afterDel, []);
+    assert.equal(out.second.ips.length, 1, 'the ADD with a throwing hook succeeded');
+    assert.deepEqual(out.listedSecond.map((p) => p.ipv4), [out.second.ips[0]!.address.split('/')[0]]);
+    assertNothingLeft(node, []);
+  });
+});
