@@ -402,3 +402,35 @@ describe('the fast path\'s view: listRoutedPods and the onPodAttached / onPodsCh
     assertNothingLeft(node, []);
   });
 });
+
+describe('routed pod link, dual stack', { skip }, () => {
+  let node: Node;
+  before(async () => {
+    node = await Node.create(true, `${ROUTED_ENV}FLANNEL_IPV6_NETWORK=fd77::/48\nFLANNEL_IPV6_SUBNET=fd77:0:0:5::1/64\n`);
+  });
+  after(async () => {
+    await node?.destroy();
+  });
+
+  test('IPv6 via fe80::1: /128 addresses, host routes for both families, pods reach each other over both', async () => {
+    const a = await node.addPod('dual-a');
+    const b = await node.addPod('dual-b');
+    const v6 = (r: Result): string => r.ips.find((i) => i.address.includes(':'))!.address;
+    assert.match(v6(a.result), /^fd77:0:0:5::[0-9a-f]+\/128$/);
+    assert.deepEqual(a.result.ips.map((i) => i.gateway), ['169.254.1.1', 'fe80::1']);
+    assert.ok(a.result.routes.some((r) => r.dst === '::/0' && r.gw === 'fe80::1'), JSON.stringify(a.result.routes));
+    const routes6 = JSON.parse(sh('ip', ['-j', '-6', '-n', node.t.name, 'route', 'show', 'proto', '87'])) as { dst: string }[];
+    assert.deepEqual(routes6.map((r) => r.dst).sort(), [v6(a.result), v6(b.result)].map((x) => x.split('/')[0]).sort());
+    const ipB6 = v6(b.result).split('/')[0] as string;
+    const ipA6 = v6(a.result).split('/')[0] as string;
+    assert.ok(ping(node, a.netns, ipB6), 'a pings b over IPv6');
+    assert.ok(ping(node, b.netns, ipA6), 'b pings a over IPv6');
+    assert.ok(ping(node, a.netns, b.ip), 'and over IPv4');
+    for (const [id, p] of [['dual-a', a], ['dual-b', b]] as const) {
+      assert.equal((await node.check(id, p.netns, p.result)).code, 0, `CHECK ${id}`);
+      assert.equal((await node.call('DEL', id, p.netns)).code, 0);
+    }
+    assertNothingLeft(node, [a.ip, b.ip, ipA6, ipB6]);
+    assert.equal(sh('ip', ['-6', '-n', node.t.name, 'route', 'show', 'proto', '87']).trim(), '');
+  });
+});
