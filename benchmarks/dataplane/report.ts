@@ -217,7 +217,7 @@ export function findings(inp: ReportInput): string {
   }
   const sizes = r.packetSizes.map((p) => [...p.matchAll(/(\d+) B/g)].map((m) => Number(m[1]))).flat();
   if (sizes.length > 0) {
-    parts.push(`The link counters show ${Math.min(...sizes)}–${Math.max(...sizes)} bytes per packet on the pod's eth0 and on both nodes' eth0 during pod↔pod transfers: TSO/GSO superpackets cross the whole path, VXLAN included, without being segmented, so neither the 1450 MTU nor checksum/segmentation offloads are where the gap comes from.`);
+    parts.push(`The link counters show ${Math.min(...sizes)}–${Math.max(...sizes)} bytes per packet on the pod's eth0 and on both nodes' eth0 during pod↔pod transfers: TSO/GSO superpackets cross the whole path${r.vxlanDevices.size > 0 ? ', VXLAN included,' : ''} without being segmented, so neither the 1450 MTU nor checksum/segmentation offloads are where the gap comes from.`);
   }
   for (const [k, s] of r.investigation) {
     const [t, v, pair] = k.split('|') as [string, VariantName, PairKind];

@@ -170,7 +170,7 @@ async function recordVxlanDevice(lab: BuiltLab): Promise<void> {
 
 /** Rough wall time of the measuring (labs' build and down not included), for the first line. */
 function estimateMinutes(pairs: number): number {
-  const spawn = 1.5; // per iperf3/sockperf run: nsenter, server start, connect, report
+  const spawn = 0.5; // per iperf3/sockperf run: nsenter, server start, connect, report (measured on a 2-core machine)
   const tcpRound = streamCounts.reduce((s) => s + 2 * (seconds + spawn), 0);
   const udpRound = 2 * (udpSeconds + spawn) + 2 * (latencySeconds + 0.5 + spawn);
   return (pairs * (rounds * tcpRound + udpRounds * udpRound) + rounds * tweaks.length * 2 * 2 * (seconds + spawn)) / 60;
@@ -232,7 +232,8 @@ async function main(): Promise<number> {
 
   const inp: ReportInput = { results, variants, streamCounts, tweaks };
   const body = sectionBody(inp, { date, minutes, loadBefore, loadAfter, orders, devices, brnf });
-  process.stdout.write(`\n${findings(inp)}\n\n${summaryTable(inp)}\n\n${throughputTable(inp)}\n\n${udpTable(inp)}\n\n${latencyTable(inp)}\n\n${flannelTable(inp)}\n\n${fastPathTable(inp)}\n\n${investigationTable(inp)}\n\n${results.packetSizes.join('\n')}\n${devices.join('\n')}\n`);
+  const printed = [findings(inp), summaryTable(inp), throughputTable(inp), udpTable(inp), latencyTable(inp), flannelTable(inp), fastPathTable(inp), investigationTable(inp), [...results.packetSizes, ...devices].join('\n')];
+  process.stdout.write(`\n${printed.filter(Boolean).join('\n\n')}\n`);
   if (results.problems.length > 0) process.stdout.write(`\nPROBLEMS:\n${results.problems.map((p) => `  - ${p}`).join('\n')}\n`);
   process.stdout.write(`\n${TAG}: ${minutes} min in all\n`);
   if (write) {
