@@ -16,8 +16,12 @@ import { WeftError, errnoCode } from '../errors.ts';
 import { isExists, isNotFound, type Rtnetlink } from '../netlink/index.ts';
 import { writeNetSysctl } from './pod-link.ts';
 
-/** rtm_protocol of a routed pod's host route ("proto 87" in `ip route`); free in iproute2's rt_protos. */
-export const RTPROT_WEFT_POD = 87;
+/**
+ * rtm_protocol of a routed pod's host route ("proto 88" in `ip route`), free in iproute2's
+ * rt_protos. Not the data plane's 87 (src/dataplane/plan.ts RTPROT_WEFT): it reconciles
+ * every proto-87 route as a peer route of its own and would delete the pods' /32s.
+ */
+export const RTPROT_WEFT_POD = 88;
 
 /** ndm_state of a neighbour that never expires (NUD_PERMANENT). */
 export const NUD_PERMANENT = 0x80;
@@ -31,7 +35,7 @@ export interface RoutedPod {
   ipv6?: string;
 }
 
-/** Every routed pod on this node, from the kernel: proto-87 routes on veth devices + the permanent neighbour. */
+/** Every routed pod on this node, from the kernel: proto-88 routes on veth devices + the permanent neighbour. */
 export function listRoutedPods(nl: Rtnetlink): RoutedPod[] {
   const routes = nl.listRoutes().filter((r) => r.protocol === RTPROT_WEFT_POD && r.oif !== undefined);
   if (routes.length === 0) return [];

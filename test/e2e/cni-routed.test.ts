@@ -14,6 +14,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { ROOT, isRoot, sh, TestNode, type CniCall } from './support/cni-node.ts';
+import { RTPROT_WEFT_POD } from '../../src/cni/routed-link.ts';
+import { RTPROT_WEFT } from '../../src/dataplane/plan.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 const BRIDGE_ENV = 'FLANNEL_NETWORK=10.77.0.0/16\nFLANNEL_SUBNET=10.77.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
@@ -75,9 +77,9 @@ class Node {
     return JSON.parse(sh('ip', ['-j', '-n', this.t.name, ...args]) || '[]') as T;
   }
 
-  /** The node's routes with weft's pod protocol (87). */
+  /** The node's routes with weft's pod protocol (RTPROT_WEFT_POD, 88). */
   podRoutes(): { dst: string; dev: string; scope: string }[] {
-    return this.json(['route', 'show', 'proto', '87']);
+    return this.json(['route', 'show', 'proto', String(RTPROT_WEFT_POD)]);
   }
 
   nodeNeighbours(): { dst: string; dev: string; lladdr?: string; state: string[] }[] {
@@ -178,6 +180,7 @@ for (const mode of ['server', 'standalone'] as const) {
       const host = node.json<{ master?: string; operstate: string }[]>(['link', 'show', hostIf.name])[0]!;
       assert.equal(host.master, undefined);
       assert.deepEqual(node.podRoutes().map((r) => [r.dst, r.dev, r.scope]), [[ip, hostIf.name, 'link']]);
+      assert.notEqual(RTPROT_WEFT_POD, RTPROT_WEFT, "the data plane would reconcile the pods' routes as its own");
       const neigh = node.nodeNeighbours().find((n) => n.dst === ip);
       assert.deepEqual([neigh?.dev, neigh?.lladdr, neigh?.state], [hostIf.name, podIf.mac, ['PERMANENT']]);
       assert.equal(node.t.inNode(['cat', `/proc/sys/net/ipv4/conf/${hostIf.name}/proxy_arp`]).stdout.trim(), '0');
@@ -190,7 +193,7 @@ for (const mode of ['server', 'standalone'] as const) {
       const noRoute = await node.check('life-1', netns, result);
       assert.equal(noRoute.code, 1);
       assert.match(String(noRoute.json?.msg), new RegExp(`route to ${ip.replaceAll('.', '\\.')}/32 via ${hostIf.name} is missing`));
-      sh('ip', ['-n', node.t.name, 'route', 'add', `${ip}/32`, 'dev', hostIf.name, 'scope', 'link', 'proto', '87']);
+      sh('ip', ['-n', node.t.name, 'route', 'add', `${ip}/32`, 'dev', hostIf.name, 'scope', 'link', 'proto', String(RTPROT_WEFT_POD)]);
       assert.equal((await node.check('life-1', netns, result)).code, 0);
       sh('ip', ['-n', pod, 'neigh', 'replace', '169.254.1.1', 'lladdr', '02:00:00:00:00:01', 'dev', 'eth0', 'nud', 'permanent']);
       const badNeigh = await node.check('life-1', netns, result);
@@ -419,7 +422,7 @@ describe('routed pod link, dual stack', { skip }, () => {
     assert.match(v6(a.result), /^fd77:0:0:5::[0-9a-f]+\/128$/);
     assert.deepEqual(a.result.ips.map((i) => i.gateway), ['169.254.1.1', 'fe80::1']);
     assert.ok(a.result.routes.some((r) => r.dst === '::/0' && r.gw === 'fe80::1'), JSON.stringify(a.result.routes));
-    const routes6 = JSON.parse(sh('ip', ['-j', '-6', '-n', node.t.name, 'route', 'show', 'proto', '87'])) as { dst: string }[];
+    const routes6 = JSON.parse(sh('ip', ['-j', '-6', '-n', node.t.name, 'route', 'show', 'proto', String(RTPROT_WEFT_POD)])) as { dst: string }[];
     assert.deepEqual(routes6.map((r) => r.dst).sort(), [v6(a.result), v6(b.result)].map((x) => x.split('/')[0]).sort());
     const ipB6 = v6(b.result).split('/')[0] as string;
     const ipA6 = v6(a.result).split('/')[0] as string;
@@ -431,6 +434,6 @@ describe('routed pod link, dual stack', { skip }, () => {
       assert.equal((await node.call('DEL', id, p.netns)).code, 0);
     }
     assertNothingLeft(node, [a.ip, b.ip, ipA6, ipB6]);
-    assert.equal(sh('ip', ['-6', '-n', node.t.name, 'route', 'show', 'proto', '87']).trim(), '');
+    assert.equal(sh('ip', ['-6', '-n', node.t.name, 'route', 'show', 'proto', String(RTPROT_WEFT_POD)]).trim(), '');
   });
 });
