@@ -49,7 +49,10 @@ function cell(r: Results, v: VariantName, pair: PairKind, metric: Metric, stream
   if (g.vsFlannel) {
     const f = figure(r, 'flannel', pair, metric, streams);
     if (!measured(f)) return shown;
-    return metric === 'latency' ? `${shown} ≤ +${f2(f)} (flannel-eq.) ${mark(x <= f)}` : `${shown} ≥ ${f2(f)} (flannel-eq.) ${mark(x >= f)}`;
+    // Equal to two places but not equal: a third place shows why the mark went the way it did.
+    const d = (y: number): string => (f2(x) === f2(f) ? y.toFixed(3) : f2(y));
+    const us = metric === 'latency' ? `**+${d(x)} µs**` : `**${d(x)}**`;
+    return metric === 'latency' ? `${us} ≤ +${d(f)} (flannel-eq.) ${mark(x <= f)}` : `${us} ≥ ${d(f)} (flannel-eq.) ${mark(x >= f)}`;
   }
   return shown;
 }
