@@ -10,10 +10,10 @@
 # the image build does not run npm itself). Everything else is built or installed here.
 ARG DEBIAN_IMAGE=docker.io/library/debian:bookworm-slim
 
-# ---- build: the addon, the CNI front end and the bundle, compiled against the image's glibc ----
+# ---- build: the addons, the CNI front end, the fast path's BPF object and the bundle, against the image's glibc ----
 FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev binutils \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev binutils clang llvm libbpf-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The lockfile is copied so that a change of the dependencies (node_modules is only mounted,
@@ -29,13 +29,15 @@ RUN --mount=type=bind,source=node_modules,target=/src/node_modules \
  && cp -L node_modules/node/bin/node /out/usr/local/bin/node \
  && strip --strip-all /out/usr/local/bin/node \
  && cp -a build/. /out/opt/weft/build/ \
- && strip --strip-unneeded /out/opt/weft/build/weft_native.node \
- && strip --strip-all /out/opt/weft/build/weft-cni
+ && strip --strip-unneeded /out/opt/weft/build/weft_native.node /out/opt/weft/build/weft_bpf.node \
+ && strip --strip-all /out/opt/weft/build/weft-cni \
+ && llvm-strip -g /out/opt/weft/build/fastpath.bpf.o
 
 # ---- rootfs: Debian's tools, then only the files the image runs and the libraries they load ----
+# (libbpf1 so that collect-rootfs finds what weft_bpf.node loads: libbpf, libelf, libz.)
 FROM ${DEBIAN_IMAGE} AS rootfs
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables nftables containernetworking-plugins iputils-ping \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables nftables containernetworking-plugins iputils-ping libbpf1 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /
 COPY scripts/image/weft /usr/local/bin/weft

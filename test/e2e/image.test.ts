@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { HOST_PROC_SYS_NET } from '../../src/cni/pod-link.ts';
 import { agentArgv, agentEnv, agentReady, agentStatus } from '../../src/lab/agent.ts';
 import { ETCD_PREFIX } from '../../src/lab/etcd.ts';
+import { dataPathArgs } from '../../src/lab/data-path.ts';
 import { execInNetnsOk, labAddPods, labCheck, labNodeStop, netnsPath, netnsPids } from '../../src/lab/index.ts';
 import type { NodeFiles } from '../../src/lab/paths.ts';
 import { startTestLab, waitFor } from './support/lab-harness.ts';
@@ -49,8 +50,10 @@ const ULIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
  * files at the paths its flags name. Pod namespaces are created after it starts, hence rslave
  * on /run/netns; /proc/sys is read-only in the container, hence the node's /proc/sys/net.
  */
-function agentContainerArgv(o: { name: string; image: string; ns: string; files: NodeFiles; args: readonly string[]; env: NodeJS.ProcessEnv }): string[] {
+function agentContainerArgv(o: { name: string; image: string; ns: string; files: NodeFiles; args: readonly string[]; env: NodeJS.ProcessEnv; bpfDir?: string | null }): string[] {
   const nodeDirs = [...new Set([o.files.subnetEnv, o.files.agentSocket, o.files.agentLock, o.files.cniDataDir].map((f) => dirname(f)))];
+  // With the fast path, the node's bpffs (the lab's, as a DaemonSet mounts the host's /sys/fs/bpf).
+  if (o.bpfDir) nodeDirs.push(o.bpfDir);
   return [
     'run', '--detach', '--name', o.name,
     '--network', `ns:${netnsPath(o.ns)}`,
@@ -82,6 +85,7 @@ async function checkContents(): Promise<void> {
   assert.equal((await mustPodman([...base, IMAGE, '--version'])).trim(), version);
 
   const present = ['/usr/local/bin/weft', '/usr/local/bin/node', '/opt/weft/build/weft.mjs', '/opt/weft/build/weft_native.node', '/opt/weft/build/weft-cni',
+    '/opt/weft/build/weft_bpf.node', '/opt/weft/build/fastpath.bpf.o', '/usr/lib/x86_64-linux-gnu/libbpf.so.1', '/usr/lib/x86_64-linux-gnu/libelf.so.1',
     '/usr/lib/cni/portmap', '/usr/lib/cni/loopback', '/usr/sbin/iptables', '/usr/sbin/iptables-legacy', '/usr/sbin/iptables-nft-restore', '/usr/sbin/nft', '/usr/bin/ping'];
   const absent = ['/usr/bin/gcc', '/usr/bin/cc', '/usr/bin/npm', '/usr/bin/apt-get', '/usr/bin/dpkg', '/opt/weft/src', '/opt/weft/node_modules', '/usr/lib/node_modules'];
   const script = [...present.map((p) => `[ -e ${p} ] || echo missing ${p}`), ...absent.map((p) => `[ ! -e ${p} ] || echo unwanted ${p}`)].join('; ');
@@ -119,8 +123,10 @@ test('the image runs a lab node\'s agent: that node is programmed again, serves 
   rmSync(files.subnetEnv, { force: true });
   if (!existsSync('/run/xtables.lock')) closeSync(openSync('/run/xtables.lock', 'a')); // as kubelet's FileOrCreate
 
-  const args = agentArgv({ weft: [], etcd: lab.etcd, api: etcd.api, prefix: etcd.prefix || ETCD_PREFIX, leaseTtl: etcd.leaseTtl, files });
-  await mustPodman(agentContainerArgv({ name: container, image: IMAGE, ns: node.ns, files, args, env: agentEnv(NODE, {}) }));
+  // The lab's data path (the second e2e pass runs it with the fast path): the image's agent gets the same flags.
+  const dataPath = lab.state.dataPath;
+  const args = [...agentArgv({ weft: [], etcd: lab.etcd, api: etcd.api, prefix: etcd.prefix || ETCD_PREFIX, leaseTtl: etcd.leaseTtl, files }), ...dataPathArgs(dataPath)];
+  await mustPodman(agentContainerArgv({ name: container, image: IMAGE, ns: node.ns, files, args, env: agentEnv(NODE, {}), bpfDir: dataPath?.bpfDir ?? null }));
   const logs = async (): Promise<string> => {
     const r = await podman(['logs', '--tail', '40', container]);
     return `${r.stdout}${r.stderr}`;
@@ -137,6 +143,8 @@ test('the image runs a lab node\'s agent: that node is programmed again, serves 
     assert.equal(status?.node, NODE);
     assert.equal(status?.lease?.subnet, lab.state.leases?.[NODE]?.subnet, 'the agent from the image leased another subnet than the node had');
     t.diagnostic(`agent from the image: pid ${pid}, ${status?.phase}, ${status?.lease?.subnet}, RSS ${rss ?? '?'} kB`);
+    // The image loads the fast path with the DaemonSet's capabilities (its libbpf, its object).
+    if (dataPath?.fastPath === 'ebpf') assert.equal(status?.fastPath?.active, true, `the image's fast path did not load: ${status?.fastPath?.reason ?? 'no fastPath in the status'}`);
 
     // Its CNI server (@weft-cni in the node's namespace) serves a new pod.
     const [added] = await labAddPods(lab.name, NODE, 1);
