@@ -42,6 +42,8 @@ interface Volume {
   /** Where install-cni mounts it. */
   install?: string;
   modes?: readonly ManifestOptions['mode'][];
+  /** Only with the eBPF fast path on (WEFT_FAST_PATH=ebpf in the agent's environment). */
+  fastPathOnly?: boolean;
 }
 
 /** Each host path, and why (docs/manifests.md §Volumes has the same list). */
@@ -64,10 +66,18 @@ const VOLUMES: readonly Volume[] = [
   { name: 'cni-bin', hostPath: '/opt/cni/bin', type: 'DirectoryOrCreate', install: HOST_CNI_BIN },
   // Mesh identity and IPAM ring: a restarted pod must come back as the same peer with its blocks.
   { name: 'weft-state', hostPath: '/var/lib/weft', type: 'DirectoryOrCreate', agent: { path: '/var/lib/weft' }, modes: ['mesh'] },
+  // The fast path's pinned maps (docs/dataplane.md): on the host's bpffs, so an agent restart
+  // finds them; HostToContainer, since the host (systemd) mounts it there.
+  { name: 'bpffs', hostPath: '/sys/fs/bpf', type: 'Directory', agent: { path: '/sys/fs/bpf', propagation: 'HostToContainer' }, fastPathOnly: true },
 ];
 
-function volumesFor(mode: ManifestOptions['mode']): Volume[] {
-  return VOLUMES.filter((v) => v.modes === undefined || v.modes.includes(mode));
+/** Whether the manifest's agent environment turns the eBPF fast path on. */
+export function fastPathOn(o: Pick<ManifestOptions, 'env'>): boolean {
+  return o.env.some(([name, value]) => (name === 'WEFT_FAST_PATH' || name === 'FLANNELD_FAST_PATH') && value === 'ebpf');
+}
+
+function volumesFor(o: Pick<ManifestOptions, 'mode' | 'env'>): Volume[] {
+  return VOLUMES.filter((v) => (v.modes === undefined || v.modes.includes(o.mode)) && (v.fastPathOnly !== true || fastPathOn(o)));
 }
 
 /** `weft agent`'s arguments for this mode (flanneld's flag names). */
@@ -143,9 +153,9 @@ function installSecurity(): Record<string, unknown> {
   return { privileged: false, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true };
 }
 
-function mounts(o: Pick<ManifestOptions, 'mode'>, who: 'agent' | 'install'): Record<string, unknown>[] {
+function mounts(o: Pick<ManifestOptions, 'mode' | 'env'>, who: 'agent' | 'install'): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
-  for (const v of volumesFor(o.mode)) {
+  for (const v of volumesFor(o)) {
     if (who === 'install' && v.install) out.push({ name: v.name, mountPath: v.install });
     if (who === 'agent' && v.agent) {
       out.push({
@@ -192,7 +202,7 @@ export function daemonSet(o: ManifestOptions): K8sObject {
     volumeMounts: mounts(o, 'agent'),
   };
   const volumes = [
-    ...volumesFor(o.mode).map((v) => ({ name: v.name, hostPath: { path: v.hostPath, type: v.type } })),
+    ...volumesFor(o).map((v) => ({ name: v.name, hostPath: { path: v.hostPath, type: v.type } })),
     { name: 'weft-cfg', configMap: { name: CONFIG_MAP } },
   ];
   return {

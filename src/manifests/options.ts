@@ -119,13 +119,13 @@ function parseEnv(mode: ManifestMode, entries: readonly string[]): [string, stri
     }
     if (value === '') throw invalid(`--env ${name}=: the value is empty (the agent treats that as unset); leave it out instead`);
     if (value.length > 4096) throw invalid(`--env ${name}: the value is over 4096 characters`);
-    // The agent's parser is the judge of the value.
-    try {
-      resolveAgentOptions({}, { [name]: value });
-    } catch (e) {
-      throw invalid(`--env ${name}: ${(e as Error).message}`);
-    }
     out.set(name, value);
+  }
+  // The agent's parser is the judge of the values, together (WEFT_FAST_PATH=ebpf needs WEFT_POD_LINK=routed).
+  try {
+    resolveAgentOptions({}, Object.fromEntries(out));
+  } catch (e) {
+    throw invalid(`--env: ${(e as Error).message}`);
   }
   return [...out.entries()];
 }
