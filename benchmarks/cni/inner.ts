@@ -98,12 +98,16 @@ interface IpAddr { ifname: string; mtu: number; master?: string; addr_info?: { f
 
 /** Reads back what ADD built, outside any timed section. */
 async function describeAttachment(spec: InnerSpec, pod: string, result: string): Promise<AttachmentShape> {
-  const hostName = (JSON.parse(result) as { interfaces: { name: string }[] }).interfaces[1]?.name ?? '';
+  // The host veth: the interface that is not in the pod's sandbox and is not the bridge (a routed attachment has no bridge).
+  const interfaces = (JSON.parse(result) as { interfaces: { name: string; sandbox?: string }[] }).interfaces;
+  const hostName = interfaces.find((i) => i.sandbox === undefined && i.name !== spec.bridge)?.name ?? '';
   const ns = netnsName(pod);
   const [podLink] = JSON.parse(await must('ip', ['-j', '-n', ns, 'addr', 'show', 'dev', 'eth0'])) as IpAddr[];
   const routes = JSON.parse(await must('ip', ['-j', '-n', ns, 'route', 'show'])) as { dst: string; gateway?: string }[];
   const [host] = JSON.parse(await must('ip', ['-j', '-d', 'link', 'show', 'dev', hostName])) as IpAddr[];
-  const [bridge] = JSON.parse(await must('ip', ['-j', 'addr', 'show', 'dev', spec.bridge])) as IpAddr[];
+  const [bridge] = interfaces.some((i) => i.name === spec.bridge)
+    ? JSON.parse(await must('ip', ['-j', 'addr', 'show', 'dev', spec.bridge])) as IpAddr[]
+    : [];
   const global = (l: IpAddr | undefined): string[] =>
     (l?.addr_info ?? []).filter((a) => a.scope === 'global').map((a) => `${a.local}/${a.prefixlen}`);
   return {

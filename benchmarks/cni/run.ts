@@ -55,8 +55,10 @@ const NODE_SUBNET = '10.244.1.0/24';
 const MTU = 1450;
 const BRIDGE = 'cni0';
 
-type VariantName = 'server' | 'standalone' | 'reference';
-const LABELS: Record<VariantName, string> = { server: 'weft (server)', standalone: 'weft (standalone)', reference: 'reference (bridge + host-local)' };
+type VariantName = 'server' | 'server-routed' | 'standalone' | 'reference';
+const LABELS: Record<VariantName, string> = {
+  server: 'weft (server)', 'server-routed': 'weft (server, --pod-link routed)', standalone: 'weft (standalone)', reference: 'reference (bridge + host-local)',
+};
 
 const rounds = positive('rounds', opts.rounds, 20);
 const cycles = positive('cycles', opts.cycles, 5000);
@@ -64,7 +66,7 @@ const standaloneCycles = positive('standalone-cycles', opts['standalone-cycles']
 const warmup = Math.max(0, Number(opts.warmup) | 0);
 const burst = positive('burst', opts.burst, 250); // a /24 holds 253 pods
 const variantNames = (opts.variants ?? '').split(',').map((s) => s.trim()) as VariantName[];
-for (const v of variantNames) if (!(v in LABELS)) throw new Error(`--variants: unknown variant ${v} (server, standalone, reference)`);
+for (const v of variantNames) if (!(v in LABELS)) throw new Error(`--variants: unknown variant ${v} (server, server-routed, standalone, reference)`);
 
 const FRONT_END = join(ROOT, 'build', 'weft-cni');
 const WEFT_BIN = join(ROOT, 'bin', 'weft');
@@ -183,7 +185,10 @@ function configFor(variant: VariantName, dir: string): Record<string, unknown> {
   }
   // FLANNEL_IPMASQ=true: the node agent masquerades, so the plugin does not (ipMasq false).
   const subnetFile = join(dir, 'subnet.env');
-  writeSubnetEnv(subnetFile, { network: parseCidr(CLUSTER_NETWORK), subnet: firstAddressOf(parseCidr(NODE_SUBNET)), mtu: MTU, ipMasq: true });
+  writeSubnetEnv(subnetFile, {
+    network: parseCidr(CLUSTER_NETWORK), subnet: firstAddressOf(parseCidr(NODE_SUBNET)), mtu: MTU, ipMasq: true,
+    ...(variant === 'server-routed' ? { podLink: 'routed' as const } : {}),
+  });
   return { ...common, type: 'weft', subnetFile, ipam: { type: 'host-local', dataDir: join(dir, 'ipam') } };
 }
 
@@ -239,7 +244,7 @@ async function runVariant(variant: VariantName, round: number): Promise<VariantR
   const problems: string[] = [];
   let server: ServerHandle | undefined;
   try {
-    if (variant === 'server') server = await startServer(node, dir);
+    if (variant === 'server' || variant === 'server-routed') server = await startServer(node, dir);
     const spec: InnerSpec = {
       variant: LABELS[variant],
       plugin: variant === 'reference' ? REF_BRIDGE : join(tmp, 'weft-cni'),
