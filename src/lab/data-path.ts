@@ -24,10 +24,14 @@ export interface LabDataPath {
 
 const fromEnv = (env: NodeJS.ProcessEnv, name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
 
-/** The lab's choice: the options, else the environment, else bridge without a fast path. */
-export function resolveDataPath(o: { podLink?: string; fastPath?: string }, labDirectory: string, env: NodeJS.ProcessEnv = process.env): LabDataPath {
+/**
+ * The lab's choice: the options, else the environment, else bridge without a fast path. The
+ * fast path is the agents': from the environment it applies only to a lab that runs agents.
+ */
+export function resolveDataPath(o: { podLink?: string; fastPath?: string }, labDirectory: string, agents: boolean, env: NodeJS.ProcessEnv = process.env): LabDataPath {
   const podLink = o.podLink ?? fromEnv(env, 'WEFT_POD_LINK') ?? 'bridge';
-  const fastPath = o.fastPath ?? fromEnv(env, 'WEFT_FAST_PATH') ?? 'none';
+  const fastPath = o.fastPath ?? (agents ? fromEnv(env, 'WEFT_FAST_PATH') : undefined) ?? 'none';
+  if (fastPath !== 'none' && !agents) throw new WeftError('WEFT_LAB', '--fast-path is the agents\': add --store etcd, kube or mesh');
   if (!(LAB_POD_LINKS as readonly string[]).includes(podLink)) throw new WeftError('WEFT_LAB', `--pod-link must be one of ${LAB_POD_LINKS.join(', ')}, got ${JSON.stringify(podLink)}`);
   if (!(LAB_FAST_PATHS as readonly string[]).includes(fastPath)) throw new WeftError('WEFT_LAB', `--fast-path must be one of ${LAB_FAST_PATHS.join(', ')}, got ${JSON.stringify(fastPath)}`);
   if (fastPath === 'ebpf' && podLink !== 'routed') throw new WeftError('WEFT_LAB', '--fast-path ebpf needs --pod-link routed (the fast path redirects into routed pod veths)');
