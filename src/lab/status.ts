@@ -26,6 +26,9 @@ export interface LabStatus {
   daemons: boolean;
   store: StoreKind;
   clusterNetwork: string;
+  /** How the lab's pods meet their nodes, and whether the agents run the fast path (lab up --pod-link, --fast-path). */
+  podLink: 'bridge' | 'routed';
+  fastPath: 'none' | 'ebpf';
   /** store mesh: how the agents share the range, and the partition in force (the nodes cut off), if any. */
   mesh: { range: string; blockPrefix: number; init: string | null; port: number; password: boolean; partition: string[] | null } | null;
   /** store etcd: the member, how the config was written, and whether it answers now. */
@@ -158,6 +161,8 @@ export async function labStatus(name: string, stateRoot: string = LAB_STATE_ROOT
     daemons: s.daemons,
     store,
     clusterNetwork: t.clusterNetwork,
+    podLink: s.dataPath?.podLink ?? 'bridge',
+    fastPath: s.dataPath?.fastPath ?? 'none',
     mesh: s.mesh === undefined
       ? null
       : { range: s.mesh.range, blockPrefix: s.mesh.blockPrefix, init: s.mesh.init, port: s.mesh.port, password: s.mesh.passwordFile !== null, partition: s.partition ?? null },

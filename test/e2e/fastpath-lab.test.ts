@@ -165,10 +165,26 @@ test('etcd, vxlan across two zones, fast path on: every probe passes and pod-to-
   }
 });
 
-test('mesh, fast path on: every probe passes and pod-to-pod TCP takes the fast path', { skip: missing, timeout: 600_000 }, async () => {
+test('mesh, fast path on: every probe passes, pod-to-pod TCP takes the fast path, also while the agent is SIGKILLed, and a restart keeps the maps', { skip: missing, timeout: 600_000 }, async () => {
   const lab = await fastLab('fpm', ['--store', 'mesh', '--nodes', '2']);
   await checkPasses(lab.name);
   await provesFastPath(lab);
+
+  // The programs stay attached and the maps pinned without the agent: n2 still redirects.
+  const [client, server] = [lab.pod('n1', 0), lab.pod('n2', 0)];
+  const port = await serveIn(server.ns);
+  const before = await stats(lab.name, 'n2');
+  const kill = await weft(['lab', 'node', 'stop', '--name', lab.name, '--kill', 'n2']);
+  assert.equal(kill.code, 0, kill.stderr);
+  assert.equal(await tcpProbe(client.ns, `${server.ip}:${port}`), client.ip, 'pod to pod works with n2\'s agent dead');
+  const start = await weft(['lab', 'node', 'start', '--name', lab.name, '--no-pods', 'n2']);
+  assert.equal(start.code, 0, start.stderr);
+  const after = await stats(lab.name, 'n2');
+  assert.ok(grew(before, after, 'rx_redirect') > 0, `n2 redirected nothing while its agent was down: ${JSON.stringify(before)} → ${JSON.stringify(after)}`);
+  // The restarted agent reused the pinned maps (the counters went on) and put its own programs in place.
+  assert.ok((after.rx_redirect ?? 0) >= (before.rx_redirect ?? 0));
+  assert.equal(await tcpProbe(client.ns, `${server.ip}:${port}`), client.ip);
+  await checkPasses(lab.name);
 });
 
 test('programs the kernel cannot load: the agents say why (a status note), stay ready, and pods use the normal path', { skip: missing, timeout: 600_000 }, async () => {
