@@ -17,6 +17,11 @@ test('the fast path from the environment leaves labs without agents alone; asked
   assert.throws(() => resolveDataPath({ podLink: 'ptp' }, '/l', true, {}), (e) => isWeftError(e, 'WEFT_LAB') && /--pod-link must be one of bridge, routed/.test(e.message));
 });
 
+test('routed links are the weft plugin\'s: the environment leaves a --cni bridge lab bridged; asked for, refused', () => {
+  assert.deepEqual(resolveDataPath({}, '/l', false, { WEFT_POD_LINK: 'routed' }, false), { podLink: 'bridge', fastPath: 'none', bpfDir: null });
+  assert.throws(() => resolveDataPath({ podLink: 'routed' }, '/l', false, {}, false), (e) => isWeftError(e, 'WEFT_LAB') && /needs --cni weft/.test(e.message));
+});
+
 test('agent flags only for what differs from the defaults', () => {
   assert.deepEqual(dataPathArgs(undefined), []);
   assert.deepEqual(dataPathArgs({ podLink: 'bridge', fastPath: 'none', bpfDir: null }), []);

@@ -26,10 +26,13 @@ const fromEnv = (env: NodeJS.ProcessEnv, name: string): string | undefined => (e
 
 /**
  * The lab's choice: the options, else the environment, else bridge without a fast path. The
- * fast path is the agents': from the environment it applies only to a lab that runs agents.
+ * fast path is the agents': from the environment it applies only to a lab that runs agents,
+ * and routed links only to labs whose pods the weft plugin attaches.
  */
-export function resolveDataPath(o: { podLink?: string; fastPath?: string }, labDirectory: string, agents: boolean, env: NodeJS.ProcessEnv = process.env): LabDataPath {
-  const podLink = o.podLink ?? fromEnv(env, 'WEFT_POD_LINK') ?? 'bridge';
+export function resolveDataPath(o: { podLink?: string; fastPath?: string }, labDirectory: string, agents: boolean, env: NodeJS.ProcessEnv = process.env, weftPlugin = true): LabDataPath {
+  // Routed links are the weft plugin's: Debian's bridge plugin (--cni bridge) ignores WEFT_POD_LINK.
+  const podLink = o.podLink ?? (weftPlugin ? fromEnv(env, 'WEFT_POD_LINK') : undefined) ?? 'bridge';
+  if (podLink === 'routed' && !weftPlugin) throw new WeftError('WEFT_LAB', '--pod-link routed needs --cni weft: the reference bridge plugin only bridges');
   const fastPath = o.fastPath ?? (agents ? fromEnv(env, 'WEFT_FAST_PATH') : undefined) ?? 'none';
   if (fastPath !== 'none' && !agents) throw new WeftError('WEFT_LAB', '--fast-path is the agents\': add --store etcd, kube or mesh');
   if (!(LAB_POD_LINKS as readonly string[]).includes(podLink)) throw new WeftError('WEFT_LAB', `--pod-link must be one of ${LAB_POD_LINKS.join(', ')}, got ${JSON.stringify(podLink)}`);

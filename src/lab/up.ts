@@ -144,7 +144,7 @@ async function resolve(o: LabUpOptions): Promise<Resolved> {
     for (const bin of [ETCD_BIN, ETCDCTL_BIN]) await mustBeExecutable(bin, `${bin} is missing; --store etcd needs etcd 3.4+ (Debian: apt-get install etcd-server etcd-client)`);
   }
   const dir = labDir(name, o.stateRoot ?? LAB_STATE_ROOT);
-  const dataPath = resolveDataPath(o, dir, hasAgents(store));
+  const dataPath = resolveDataPath(o, dir, hasAgents(store), process.env, cni === 'weft');
   return { name, nodes, podsPerNode, cni, daemons, plugin, dir, store, etcdApi, backend, leaseTtl, zones, mesh, dataPath };
 }
 
