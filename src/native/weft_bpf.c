@@ -23,7 +23,7 @@
 #include <bpf/libbpf.h>
 #include <node_api.h>
 
-#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
+#include "napi-errors.h"
 
 /* ---- libbpf's messages, kept in a bounded buffer for the next error ---- */
 
@@ -50,23 +50,6 @@ static int on_libbpf_print(enum libbpf_print_level level, const char *fmt, va_li
   return n;
 }
 
-static napi_value errno_error(napi_env env, const char *what, int err) {
-  char msg[1024];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_value code, message, error, errnum;
-  napi_create_string_utf8(env, strerrorname_np(err) ? strerrorname_np(err) : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, code, message, &error);
-  napi_create_int32(env, err, &errnum);
-  napi_set_named_property(env, error, "errno", errnum);
-  napi_set_named_property(env, error, "code", code);
-  return error;
-}
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  napi_throw(env, errno_error(env, what, err));
-  return NULL;
-}
 
 /* Like throw_errno, in libbpf's words for its own codes (4000 and up), with .log: what libbpf
  * printed since the call began. */
