@@ -21,12 +21,12 @@ test('subnet.env: written, noticed when deleted or changed, and read back as the
   assert.equal(file.intact(), false);
 });
 
-test('subnet.env names the pod link: bridge by default, routed when asked', (t) => {
+test('subnet.env names the pod link when it is routed; a bridge node writes flanneld\'s file byte for byte', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-subnet-file-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, 'subnet.env');
   subnetFileAt(path, true).write('10.16.0.0/16', '10.16.85.0/24', 1450);
-  assert.match(readFileSync(path, 'utf8'), /^WEFT_POD_LINK=bridge$/m);
+  assert.equal(readFileSync(path, 'utf8'), 'FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.85.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
   const routed = subnetFileAt(path, false, 'routed');
   routed.write('10.16.0.0/16', '10.16.85.0/24', 1450);
   assert.equal(readFileSync(path, 'utf8'), 'FLANNEL_NETWORK=10.16.0.0/16\nFLANNEL_SUBNET=10.16.85.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\nWEFT_POD_LINK=routed\n');

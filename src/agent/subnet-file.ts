@@ -9,7 +9,10 @@ import type { SubnetFile } from './runtime.ts';
 /** subnet.env is a few lines; anything longer is not ours. */
 const MAX_BYTES = 4096;
 
-/** podLink is written as WEFT_POD_LINK, so the CNI server and a standalone plugin link pods alike. */
+/**
+ * A routed podLink is written as WEFT_POD_LINK, so the CNI server and a standalone plugin link
+ * pods alike; bridge (the plugin's default) is left out, so the file stays flanneld's exactly.
+ */
 export function subnetFileAt(path: string, ipMasq: boolean, podLink: PodLink = 'bridge'): SubnetFile {
   let written: string | undefined;
   return {
@@ -31,7 +34,7 @@ export function subnetFileAt(path: string, ipMasq: boolean, podLink: PodLink = '
       }
     },
     write(network, subnet, mtu) {
-      const input: SubnetEnvInput = { network: parseCidr(network), subnet: firstAddressOf(parseCidr(subnet)), mtu, ipMasq, podLink };
+      const input: SubnetEnvInput = { network: parseCidr(network), subnet: firstAddressOf(parseCidr(subnet)), mtu, ipMasq, ...(podLink === 'routed' ? { podLink } : {}) };
       writeSubnetEnv(path, input);
       written = formatSubnetEnv(input);
     },

@@ -109,7 +109,7 @@ export interface SubnetEnvInput {
   ipv6Subnet?: AddressWithPrefix;
   mtu: number;
   ipMasq: boolean;
-  /** Written as WEFT_POD_LINK when given (the agent always gives it). */
+  /** Written as WEFT_POD_LINK when given (the agent gives it for routed only). */
   podLink?: PodLink;
 }
 
