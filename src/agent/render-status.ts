@@ -26,6 +26,12 @@ function lease(s: AgentStatus): string {
   return `${s.lease.subnets.join(', ') || s.lease.subnet}, ${s.lease.reservation ? forever : `expires ${s.lease.expiresAt}`}`;
 }
 
+/** The fast path and the notes, for a layout of its own (mesh mode's); "" when neither is there. */
+export function renderDataPath(s: Pick<AgentStatus, 'fastPath' | 'notes'>): string {
+  const lines = [...(s.fastPath ? [`fast path  ${fastPath(s.fastPath)}`] : []), ...(s.notes ?? []).map((n) => `note       ${n}`)];
+  return lines.length === 0 ? '' : `\n${lines.join('\n')}\n`;
+}
+
 /** One line: what runs and how many packets it moved, or why it does not run. */
 function fastPath(f: NonNullable<AgentStatus['fastPath']>): string {
   if (!f.active) return `off (normal path): ${f.reason ?? 'not loaded'}`;

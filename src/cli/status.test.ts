@@ -78,6 +78,20 @@ test('etcd mode: `weft status` is as it was', async (t) => {
   assert.equal(view.stderr, `weft: \`weft status peers\` is for mesh mode; the agent at ${socket} uses the etcd-v3 store (see \`weft status\`)\n`);
 });
 
+test('mesh mode with the fast path: its line and the notes follow Weave\'s layout; etcd mode shows them too', async (t) => {
+  const fastPath = { active: false, reason: 'the eBPF fast path could not be loaded, so pods use the normal path: no BTF', uplinks: ['eth0'], pods: 0, peers: 0 };
+  const notes = [fastPath.reason];
+  const socket = await agent(t, { ...meshAgent({ mesh }), fastPath, notes });
+  const main = await weft('status', '--socket', socket);
+  assert.equal(main.code, 0, main.stderr);
+  assert.ok(main.stdout.startsWith(renderStatus(mesh)), 'Weave\'s layout first');
+  assert.match(main.stdout, /^fast path  off \(normal path\): the eBPF fast path could not be loaded.*no BTF$/m);
+  assert.match(main.stdout, /^note       the eBPF fast path could not be loaded/m);
+  const active = { active: true, uplinks: ['eth0', 'flannel.1'], pods: 3, peers: 2, stats: { rx_redirect: 5, tx_local: 1, tx_remote: 2, tx_remote_neigh: 0, pass_nat: 4, pass_not_pod: 0, pass_other: 9 } };
+  const etcd = await weft('status', '--socket', await agent(t, { ...etcdStatus, fastPath: active }));
+  assert.match(etcd.stdout, /^fast path  tc-eBPF on eth0, flannel\.1 and 3 pod\(s\), 2 peer subnet\(s\), redirected 5 in, 3 out, 4 NAT replies to the stack$/m);
+});
+
 test("mesh mode: Weave's layout, and every view as text or JSON", async (t) => {
   const socket = await agent(t, meshAgent({ mesh }));
   const main = await weft('status', '--socket', socket);

@@ -60,7 +60,7 @@ export function registerStatus(program: Command): void {
     // The views take --socket and --json of their own, so this command must not swallow them.
     .enablePositionalOptions()
     .action(async (o: SocketOptions) => {
-      const [{ fetchStatus }, { renderStatus, renderWarnings }] = await Promise.all([import('../agent/status.ts'), import('../agent/render-status.ts')]);
+      const [{ fetchStatus }, { renderDataPath, renderStatus, renderWarnings }] = await Promise.all([import('../agent/status.ts'), import('../agent/render-status.ts')]);
       const s = await fetchStatus(o.socket);
       if (o.json) {
         process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
@@ -72,7 +72,7 @@ export function registerStatus(program: Command): void {
         return;
       }
       const [{ parseMeshStatus }, mesh] = await Promise.all([import('../mesh/status/schema.ts'), import('../mesh/status/render.ts')]);
-      process.stdout.write(mesh.renderStatus(parseMeshStatus(raw)) + renderWarnings(s.warnings));
+      process.stdout.write(mesh.renderStatus(parseMeshStatus(raw)) + renderDataPath(s) + renderWarnings(s.warnings));
     });
 
   for (const view of VIEWS) {
