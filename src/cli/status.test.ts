@@ -85,11 +85,11 @@ test('mesh mode with the fast path: its line and the notes follow Weave\'s layou
   const main = await weft('status', '--socket', socket);
   assert.equal(main.code, 0, main.stderr);
   assert.ok(main.stdout.startsWith(renderStatus(mesh)), 'Weave\'s layout first');
-  assert.match(main.stdout, /^fast path  off \(normal path\): the eBPF fast path could not be loaded.*no BTF$/m);
-  assert.match(main.stdout, /^note       the eBPF fast path could not be loaded/m);
+  assert.match(main.stdout, /^fast path {2}off \(normal path\): the eBPF fast path could not be loaded.*no BTF$/m);
+  assert.match(main.stdout, /^note {7}the eBPF fast path could not be loaded/m);
   const active = { active: true, uplinks: ['eth0', 'flannel.1'], pods: 3, peers: 2, stats: { rx_redirect: 5, tx_local: 1, tx_remote: 2, tx_remote_neigh: 0, pass_nat: 4, pass_not_pod: 0, pass_other: 9 } };
   const etcd = await weft('status', '--socket', await agent(t, { ...etcdStatus, fastPath: active }));
-  assert.match(etcd.stdout, /^fast path  tc-eBPF on eth0, flannel\.1 and 3 pod\(s\), 2 peer subnet\(s\), redirected 5 in, 3 out, 4 NAT replies to the stack$/m);
+  assert.match(etcd.stdout, /^fast path {2}tc-eBPF on eth0, flannel\.1 and 3 pod\(s\), 2 peer subnet\(s\), redirected 5 in, 3 out, 4 NAT replies to the stack$/m);
 });
 
 test("mesh mode: Weave's layout, and every view as text or JSON", async (t) => {
