@@ -56,3 +56,18 @@ test("a mode's own metrics are read at scrape time, counters as their running to
   assert.match(await m.text(), /weft_mesh_gossip_sent_bytes_total 25/);
   m.close();
 });
+
+test('the fast path: active or not, and its packets by outcome, read at scrape time', async () => {
+  let active = true;
+  const stats = { rx_redirect: 7, tx_local: 1, tx_remote: 3, tx_remote_neigh: 0, pass_nat: 2, pass_not_pod: 0, pass_other: 11 };
+  const m = new AgentMetrics({ version: 't', mode: 'etcd', fastPath: () => (active ? { active, uplinks: [], pods: 1, peers: 1, stats } : { active, reason: 'no BTF', uplinks: [], pods: 0, peers: 0 }) });
+  let text = await m.text();
+  assert.match(text, /weft_fast_path_active 1/);
+  assert.match(text, /weft_fast_path_packets_total\{outcome="rx_redirect"\} 7/);
+  assert.match(text, /weft_fast_path_packets_total\{outcome="pass_nat"\} 2/);
+  active = false;
+  text = await m.text();
+  assert.match(text, /weft_fast_path_active 0/);
+  assert.doesNotMatch(text, /weft_fast_path_packets_total\{/);
+  assert.doesNotMatch(await new AgentMetrics({ version: 't', mode: 'etcd' }).text(), /weft_fast_path/);
+});

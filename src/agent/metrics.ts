@@ -5,6 +5,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { PHASES, type Phase } from './readiness.ts';
+import type { FastPathStatus } from '../fastpath/manager.ts';
 
 export interface IpamUsage {
   used: number;
@@ -18,6 +19,8 @@ export interface AgentMetricsOptions {
   ipamUsage?: () => IpamUsage | undefined;
   /** The control plane's own metrics (mesh: peers, connections, gossip bytes, blocks), read at scrape time. */
   modeMetrics?: readonly ModeMetric[];
+  /** The eBPF fast path's state and counters (--fast-path ebpf), read at scrape time. */
+  fastPath?: () => FastPathStatus;
 }
 
 /** One metric a mode reports; a counter's value is its running total. */
@@ -87,6 +90,17 @@ export class AgentMetrics {
           },
         });
       }
+    }
+    const fastPath = o.fastPath;
+    if (fastPath) {
+      new Gauge({ name: 'weft_fast_path_active', help: '1 while the eBPF fast path runs; 0 when it fell back to the normal path (weft status says why)', registers, collect() { this.set(fastPath().active ? 1 : 0); } });
+      new Counter({
+        name: 'weft_fast_path_packets_total', help: "packets the fast path's programs judged, by outcome (redirects, and why others went to the stack)", labelNames: ['outcome'], registers,
+        collect() {
+          this.reset();
+          for (const [outcome, n] of Object.entries(fastPath().stats ?? {})) this.inc({ outcome }, n);
+        },
+      });
     }
     // The event loop's delay: netlink is synchronous on this thread, so a big reconcile shows here
     // first (and in CNI latency). Max since start, and the p99, in seconds.

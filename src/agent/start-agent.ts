@@ -43,7 +43,6 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
   // The CNI server starts once the node is programmed; the metric reads its usage from then on.
   let ipamUsage: (() => { used: number; free: number } | undefined) | undefined;
   controlPlane.observePodUsage?.(() => ipamUsage?.());
-  const metrics = new AgentMetrics({ version: extras.version ?? 'unknown', mode: controlPlane.mode, ipamUsage: () => ipamUsage?.(), ...(controlPlane.metrics ? { modeMetrics: controlPlane.metrics } : {}) });
   let nl: Rtnetlink;
   try {
     nl = Rtnetlink.open();
@@ -52,6 +51,11 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
     throw e;
   }
   const fastPath = opts.fastPath === 'ebpf' ? agentFastPath(nl, opts.bpfDir, log) : undefined;
+  const metrics = new AgentMetrics({
+    version: extras.version ?? 'unknown', mode: controlPlane.mode, ipamUsage: () => ipamUsage?.(),
+    ...(controlPlane.metrics ? { modeMetrics: controlPlane.metrics } : {}),
+    ...(fastPath ? { fastPath: () => fastPath.status() } : {}),
+  });
   const runtime = createNodeRuntime({
     node: process.env.NODE_NAME || hostname(),
     controlPlane,
