@@ -31,6 +31,8 @@ export interface RunningAgent {
   readonly done: Promise<Error>;
 }
 
+/** After a DEL or GC, the fast path's maps follow the kernel's pods this much later (a burst coalesced). */
+const PODS_CHANGED_DELAY_MS = 200;
 /** Another CNI's leftovers are looked for this often (a few processes and a directory read each time). */
 const LEFTOVER_CHECK_MS = 60_000;
 
@@ -51,6 +53,7 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
     throw e;
   }
   const fastPath = opts.fastPath === 'ebpf' ? agentFastPath(nl, opts.bpfDir, log) : undefined;
+  let podsChanged: ReturnType<typeof setTimeout> | undefined;
   const metrics = new AgentMetrics({
     version: extras.version ?? 'unknown', mode: controlPlane.mode, ipamUsage: () => ipamUsage?.(),
     ...(controlPlane.metrics ? { modeMetrics: controlPlane.metrics } : {}),
@@ -76,7 +79,13 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
               const entry = podLinkEntry(pod);
               if (entry) fastPath.podAttached(entry);
             },
-            onPodsChanged: () => fastPath.reconcile(),
+            // A burst of DELs is one reconcile (three dumps), not one each: nothing waits on it.
+            onPodsChanged: () => {
+              podsChanged ??= setTimeout(() => {
+                podsChanged = undefined;
+                fastPath.reconcile();
+              }, PODS_CHANGED_DELAY_MS);
+            },
           } : {}),
         });
         ipamUsage = cni.usage;
@@ -96,6 +105,7 @@ export async function startAgent(opts: AgentOptions, log: Logger, controlPlane: 
   const stopAll = async (): Promise<void> => {
     leftovers.stop();
     await runtime.stop().catch((e: Error) => log.warn({ err: e.message }, 'stopping the runtime'));
+    clearTimeout(podsChanged);
     fastPath?.close(); // file descriptors only: the programs stay attached and the maps pinned
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     metrics.close();
