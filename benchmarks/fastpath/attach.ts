@@ -69,7 +69,7 @@ async function round(i: number): Promise<RoundResult> {
     const out = await mustRun(['nsenter', `--net=/run/netns/${ns}`, process.execPath, '--input-type=module', '-e', DRIVER, JSON.stringify({ pinDir: join(bpf, 'pins'), pods: entries })], 300_000);
     return JSON.parse(out.trim().split('\n').pop() ?? '{}') as RoundResult;
   } finally {
-    spawnSync('ip', ['netns', 'del', ns]);
+    // The namespace goes with runBench's cleanup (also on a signal); the bpffs now.
     spawnSync('umount', [bpf]);
     rmSync(bpf, { recursive: true, force: true });
   }
