@@ -4,7 +4,8 @@
 # etcd (flannel-style), then with the kube store (subnets claimed through a Kubernetes API:
 # here weft's stand-in API server, not Kubernetes), then with no store at all (mesh,
 # Weave-style), and every connectivity probe of each; then an etcd lab on the fast data path
-# (routed pod links and the tc-eBPF fast path), whose agent counts the packets it redirected.
+# (routed pod links and the tc-eBPF fast path; `lab check` pings, which take the normal path, and
+# `weft status` shows where the programs are attached and what they redirected).
 # The labs stay up to explore; `npx weft lab down --name demo` (and `kubedemo`, `meshdemo`,
 # `fastdemo`) remove them.
 set -euo pipefail
