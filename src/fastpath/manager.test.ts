@@ -117,3 +117,16 @@ test('a failing kernel step is logged once and does not stop the other steps', (
   assert.deepEqual(k.listPeers(), ['10.16.2.0/24']);
   assert.equal(warnings.filter((w) => /reconcile pods/.test(w)).length, 1);
 });
+
+test('peers: IPv6 subnets are left to the normal path, and one refused entry does not stop the others', () => {
+  const k = fakeKernel();
+  const setPeer = k.setPeer;
+  k.setPeer = (c: string) => {
+    if (c === '10.16.9.0/24') throw new Error('the map is full');
+    setPeer(c);
+  };
+  const fp = new FastPath({ open: () => k, linkIndex: () => undefined, routedPods: () => [], log: silentLogger });
+  fp.start({ network: '10.16.0.0/16', uplinks: [] });
+  fp.setPeers(['fd00:16:2::/64', '10.16.2.0/24', '10.16.9.0/24', '10.16.3.0/24']);
+  assert.deepEqual(k.listPeers().sort(), ['10.16.2.0/24', '10.16.3.0/24']);
+});

@@ -80,7 +80,8 @@ export class FastPath {
 
   /** The remote pod subnets the data plane reaches: only these take the fast path out of the node. */
   setPeers(subnets: readonly string[]): void {
-    this.#peers = [...new Set(subnets)];
+    // IPv6 always takes the normal path: its peer subnets have no place in the IPv4 map.
+    this.#peers = [...new Set(subnets.filter((c) => !c.includes(':')))];
     this.#guard('update peers', (k) => syncSet(k.listPeers(), this.#peers, (c) => k.setPeer(c), (c) => k.deletePeer(c)));
   }
 
@@ -161,10 +162,22 @@ function samePod(a: PodLinkEntry, b: PodLinkEntry): boolean {
   return a.ipv4 === b.ipv4 && a.podMac.toLowerCase() === b.podMac.toLowerCase() && a.hostMac.toLowerCase() === b.hostMac.toLowerCase();
 }
 
-/** Makes `have` equal to `want` with the fewest calls. */
+/**
+ * Makes `have` equal to `want` with the fewest calls. One entry the kernel refuses (a full map)
+ * does not stop the others; the first refusal is thrown at the end, for the caller to report.
+ */
 function syncSet<T>(have: readonly T[], want: readonly T[], add: (v: T) => void, remove: (v: T) => void): void {
   const wanted = new Set(want);
   const present = new Set(have);
-  for (const v of present) if (!wanted.has(v)) remove(v);
-  for (const v of wanted) if (!present.has(v)) add(v);
+  let first: unknown;
+  const each = (v: T, step: (v: T) => void): void => {
+    try {
+      step(v);
+    } catch (e) {
+      first ??= e;
+    }
+  };
+  for (const v of present) if (!wanted.has(v)) each(v, remove);
+  for (const v of wanted) if (!present.has(v)) each(v, add);
+  if (first !== undefined) throw first;
 }
