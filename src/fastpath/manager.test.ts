@@ -130,3 +130,18 @@ test('peers: IPv6 subnets are left to the normal path, and one refused entry doe
   fp.setPeers(['fd00:16:2::/64', '10.16.2.0/24', '10.16.9.0/24', '10.16.3.0/24']);
   assert.deepEqual(k.listPeers().sort(), ['10.16.2.0/24', '10.16.3.0/24']);
 });
+
+test('pods: a veth gone between the dump and the attach does not keep the other pods out', () => {
+  const k = fakeKernel();
+  const attachPod = k.attachPod;
+  k.attachPod = (i: number) => {
+    if (i === 11) throw new Error('no such device');
+    attachPod(i);
+  };
+  k.attachUplink = () => { throw new Error('no such device'); };
+  const fp = new FastPath({ open: () => k, linkIndex: (n) => links.get(n), routedPods: () => [pod(10, '10.16.1.2'), pod(11, '10.16.1.3'), pod(12, '10.16.1.4')], log: silentLogger });
+  fp.start({ network: '10.16.0.0/16', uplinks: ['eth0'] });
+  assert.deepEqual([10, 12].map((i) => k.attached(i)), ['pod', 'pod']);
+  assert.deepEqual(k.listPods().map((p) => p.ifindex).sort(), [10, 11, 12]);
+  assert.deepEqual(k.listUplinks(), [2], 'the uplink map is kept right even when its attach failed');
+});

@@ -95,27 +95,37 @@ export class FastPath {
   }
 
   #reconcileUplinks(k: FastPathKernel, names: readonly string[]): void {
-    const wanted = new Set<number>();
+    const wanted: number[] = [];
     for (const name of names) {
       const index = this.#deps.linkIndex(name);
-      if (index === undefined) continue; // a tunnel device not made yet; the next pass attaches it
-      wanted.add(index);
-      if (k.attached(index) !== 'uplink') k.attachUplink(index);
+      if (index !== undefined) wanted.push(index); // a tunnel device not made yet: the next pass
     }
-    syncSet(k.listUplinks(), [...wanted], (i) => k.setUplink(i), (i) => k.deleteUplink(i));
+    eachOf([
+      ...wanted.map((index) => () => {
+        if (k.attached(index) !== 'uplink') k.attachUplink(index);
+      }),
+      () => syncSet(k.listUplinks(), wanted, (i) => k.setUplink(i), (i) => k.deleteUplink(i)),
+    ]);
   }
 
+  /** Every pod on its own: one veth that is gone meanwhile (or a full map) leaves the others right. */
   #reconcilePods(k: FastPathKernel): void {
     const pods = this.#deps.routedPods();
     const byIndex = new Map(pods.map((p) => [p.ifindex, p]));
+    const stale: number[] = [];
     for (const have of k.listPods()) {
       const want = byIndex.get(have.ifindex);
-      if (!want) k.deletePod(have.ifindex);
+      if (!want) stale.push(have.ifindex);
       else if (samePod(want, have)) byIndex.delete(have.ifindex);
     }
-    for (const pod of byIndex.values()) k.setPod(pod);
-    // A program from an older agent keeps working, but on its own load's maps: replace it.
-    for (const pod of pods) if (k.attached(pod.ifindex) !== 'pod') k.attachPod(pod.ifindex);
+    eachOf([
+      ...stale.map((ifindex) => () => k.deletePod(ifindex)),
+      ...[...byIndex.values()].map((pod) => () => k.setPod(pod)),
+      // A program from an older agent keeps working, but on its own load's maps: replace it.
+      ...pods.map((pod) => () => {
+        if (k.attached(pod.ifindex) !== 'pod') k.attachPod(pod.ifindex);
+      }),
+    ]);
   }
 
   status(): FastPathStatus {
@@ -163,21 +173,27 @@ function samePod(a: PodLinkEntry, b: PodLinkEntry): boolean {
 }
 
 /**
- * Makes `have` equal to `want` with the fewest calls. One entry the kernel refuses (a full map)
- * does not stop the others; the first refusal is thrown at the end, for the caller to report.
+ * Runs every step. One the kernel refuses (a veth gone meanwhile, a full map) does not stop the
+ * others; the first refusal is thrown at the end, for the caller to report.
  */
-function syncSet<T>(have: readonly T[], want: readonly T[], add: (v: T) => void, remove: (v: T) => void): void {
-  const wanted = new Set(want);
-  const present = new Set(have);
+function eachOf(steps: readonly (() => void)[]): void {
   let first: unknown;
-  const each = (v: T, step: (v: T) => void): void => {
+  for (const step of steps) {
     try {
-      step(v);
+      step();
     } catch (e) {
       first ??= e;
     }
-  };
-  for (const v of present) if (!wanted.has(v)) each(v, remove);
-  for (const v of wanted) if (!present.has(v)) each(v, add);
+  }
   if (first !== undefined) throw first;
+}
+
+/** Makes `have` equal to `want` with the fewest calls, each entry on its own (eachOf). */
+function syncSet<T>(have: readonly T[], want: readonly T[], add: (v: T) => void, remove: (v: T) => void): void {
+  const wanted = new Set(want);
+  const present = new Set(have);
+  eachOf([
+    ...[...present].filter((v) => !wanted.has(v)).map((v) => () => remove(v)),
+    ...[...wanted].filter((v) => !present.has(v)).map((v) => () => add(v)),
+  ]);
 }
