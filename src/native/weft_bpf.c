@@ -254,6 +254,14 @@ static napi_value tc_query(napi_env env, napi_callback_info info) {
 
 /* ---- maps ---- */
 
+/* A libbpf map call's answer: true when it found the entry, false for ENOENT, else a thrown error. */
+static napi_value found(napi_env env, int rc, const char *what) {
+  napi_value out;
+  if (rc && errno != ENOENT) return throw_errno(env, what, errno);
+  napi_get_boolean(env, rc == 0, &out);
+  return out;
+}
+
 /* mapUpdate(fd, key, value): insert or replace. */
 static napi_value map_update(napi_env env, napi_callback_info info) {
   size_t argc = 3, klen, vlen;
@@ -270,41 +278,29 @@ static napi_value map_update(napi_env env, napi_callback_info info) {
 /* mapDelete(fd, key) -> whether an entry was there. */
 static napi_value map_delete(napi_env env, napi_callback_info info) {
   size_t argc = 2, klen;
-  napi_value argv[2], out;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   void *key = arg_bytes(env, argv[1], &klen);
   if (!key) return NULL;
-  if (bpf_map_delete_elem(arg_i32(env, argv[0]), key)) {
-    if (errno != ENOENT) return throw_errno(env, "deleting from a map", errno);
-    napi_get_boolean(env, false, &out);
-    return out;
-  }
-  napi_get_boolean(env, true, &out);
-  return out;
+  return found(env, bpf_map_delete_elem(arg_i32(env, argv[0]), key), "deleting from a map");
 }
 
 /* mapLookup(fd, key, into) -> whether found; the value is written into `into` (its exact size). */
 static napi_value map_lookup(napi_env env, napi_callback_info info) {
   size_t argc = 3, klen, vlen;
-  napi_value argv[3], out;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   void *key = arg_bytes(env, argv[1], &klen);
   if (!key) return NULL;
   void *value = arg_bytes(env, argv[2], &vlen);
   if (!value) return NULL;
-  if (bpf_map_lookup_elem(arg_i32(env, argv[0]), key, value)) {
-    if (errno != ENOENT) return throw_errno(env, "reading a map", errno);
-    napi_get_boolean(env, false, &out);
-    return out;
-  }
-  napi_get_boolean(env, true, &out);
-  return out;
+  return found(env, bpf_map_lookup_elem(arg_i32(env, argv[0]), key, value), "reading a map");
 }
 
 /* mapNextKey(fd, key | null, into) -> whether there is a next key (written into `into`). */
 static napi_value map_next_key(napi_env env, napi_callback_info info) {
   size_t argc = 3, klen = 0, nlen;
-  napi_value argv[3], out;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   napi_valuetype t;
   napi_typeof(env, argv[1], &t);
@@ -312,13 +308,7 @@ static napi_value map_next_key(napi_env env, napi_callback_info info) {
   if (t != napi_null && t != napi_undefined && !(key = arg_bytes(env, argv[1], &klen))) return NULL;
   void *next = arg_bytes(env, argv[2], &nlen);
   if (!next) return NULL;
-  if (bpf_map_get_next_key(arg_i32(env, argv[0]), key, next)) {
-    if (errno != ENOENT) return throw_errno(env, "listing a map", errno);
-    napi_get_boolean(env, false, &out);
-    return out;
-  }
-  napi_get_boolean(env, true, &out);
-  return out;
+  return found(env, bpf_map_get_next_key(arg_i32(env, argv[0]), key, next), "listing a map");
 }
 
 /* ---- the rest ---- */
