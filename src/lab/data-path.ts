@@ -8,6 +8,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WeftError } from '../errors.ts';
+import { envValue } from '../agent/options.ts';
 import { run } from './run.ts';
 
 export type LabPodLink = 'bridge' | 'routed';
@@ -22,7 +23,6 @@ export interface LabDataPath {
   bpfDir: string | null;
 }
 
-const fromEnv = (env: NodeJS.ProcessEnv, name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
 
 /**
  * The lab's choice: the options, else the environment, else bridge without a fast path. The
@@ -31,9 +31,10 @@ const fromEnv = (env: NodeJS.ProcessEnv, name: string): string | undefined => (e
  */
 export function resolveDataPath(o: { podLink?: string; fastPath?: string }, labDirectory: string, agents: boolean, env: NodeJS.ProcessEnv = process.env, weftPlugin = true): LabDataPath {
   // Routed links are the weft plugin's: Debian's bridge plugin (--cni bridge) ignores WEFT_POD_LINK.
-  const podLink = o.podLink ?? (weftPlugin ? fromEnv(env, 'WEFT_POD_LINK') : undefined) ?? 'bridge';
+  // The agent's own reading of its environment (WEFT_POD_LINK or FLANNELD_POD_LINK), so lab and agents agree.
+  const podLink = o.podLink ?? (weftPlugin ? envValue('pod-link', env) : undefined) ?? 'bridge';
   if (podLink === 'routed' && !weftPlugin) throw new WeftError('WEFT_LAB', '--pod-link routed needs --cni weft: the reference bridge plugin only bridges');
-  const fastPath = o.fastPath ?? (agents ? fromEnv(env, 'WEFT_FAST_PATH') : undefined) ?? 'none';
+  const fastPath = o.fastPath ?? (agents ? envValue('fast-path', env) : undefined) ?? 'none';
   if (fastPath !== 'none' && !agents) throw new WeftError('WEFT_LAB', '--fast-path is the agents\': add --store etcd, kube or mesh');
   if (!(LAB_POD_LINKS as readonly string[]).includes(podLink)) throw new WeftError('WEFT_LAB', `--pod-link must be one of ${LAB_POD_LINKS.join(', ')}, got ${JSON.stringify(podLink)}`);
   if (!(LAB_FAST_PATHS as readonly string[]).includes(fastPath)) throw new WeftError('WEFT_LAB', `--fast-path must be one of ${LAB_FAST_PATHS.join(', ')}, got ${JSON.stringify(fastPath)}`);

@@ -5,6 +5,7 @@ import type { ManifestOptions } from './options.ts';
 import type { K8sObject } from './objects.ts';
 import { APP, CONFIG_MAP, NAME, labels } from './objects.ts';
 import { CONFLIST_NAME, cniConflist, pluginsNeeded } from './cni-config.ts';
+import { envValue, FLAG_NAMES } from '../agent/options.ts';
 
 export const HEALTHZ_PORT = 6782;
 /** flannel's VXLAN port (VNI 1), the default of the vxlan and auto backends. */
@@ -73,7 +74,7 @@ const VOLUMES: readonly Volume[] = [
 
 /** Whether the manifest's agent environment turns the eBPF fast path on. */
 export function fastPathOn(o: Pick<ManifestOptions, 'env'>): boolean {
-  return o.env.some(([name, value]) => (name === 'WEFT_FAST_PATH' || name === 'FLANNELD_FAST_PATH') && value === 'ebpf');
+  return envValue(FLAG_NAMES.fastPath, Object.fromEntries(o.env)) === 'ebpf';
 }
 
 function volumesFor(o: Pick<ManifestOptions, 'mode' | 'env'>): Volume[] {
