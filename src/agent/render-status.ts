@@ -37,7 +37,7 @@ function fastPath(f: NonNullable<AgentStatus['fastPath']>): string {
   if (!f.active) return `off (normal path): ${f.reason ?? 'not loaded'}`;
   const st = f.stats;
   const moved = st ? `, redirected ${st.rx_redirect} in, ${st.tx_local + st.tx_remote + st.tx_remote_neigh} out, ${st.pass_nat} NAT replies to the stack` : '';
-  return `tc-eBPF on ${f.uplinks.join(', ')} and ${f.pods} pod(s), ${f.peers} peer subnet(s)${moved}`;
+  return `tc-eBPF on ${f.uplinks.join(', ')} and ${f.pods} pod(s), ${f.peers} peer subnet(s)${moved}${f.error ? `; ${f.error}` : ''}`;
 }
 
 export function renderStatus(s: AgentStatus): string {

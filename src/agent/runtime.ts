@@ -328,7 +328,10 @@ export function createNodeRuntime(d: RuntimeDeps): NodeRuntime {
       const removed = d.kernel.removeUnusedDevices(s.config.backend);
       if (removed.length > 0) d.log.warn({ removed }, 'removed backend devices the current config does not use');
       void reconcile();
-      d.fastPath?.reconcile();
+      if (d.fastPath) {
+        d.fastPath.reconcile();
+        readiness.note('fast-path', d.fastPath.notice());
+      }
       if (readiness.failing('subnet.env')) writeSubnetFile(s);
       else if (!d.subnetFile.intact()) {
         d.log.warn('subnet.env is missing or changed; writing it again');

@@ -118,6 +118,25 @@ test('a failing kernel step is logged once and does not stop the other steps', (
   assert.equal(warnings.filter((w) => /reconcile pods/.test(w)).length, 1);
 });
 
+test('a failing step shows in the status and the notice until a whole reconcile goes through', () => {
+  const k = fakeKernel();
+  let broken = true;
+  const attachPod = k.attachPod;
+  k.attachPod = (i: number) => {
+    if (broken) throw new Error('no such device');
+    attachPod(i);
+  };
+  const fp = new FastPath({ open: () => k, linkIndex: () => undefined, routedPods: () => [pod(10, '10.16.1.2')], log: silentLogger });
+  fp.start({ network: '10.16.0.0/16', uplinks: [] });
+  assert.equal(fp.status().active, true);
+  assert.match(fp.status().error ?? '', /cannot reconcile pods: no such device/);
+  assert.match(fp.notice() ?? '', /no such device.*normal path/);
+  broken = false;
+  fp.reconcile();
+  assert.equal(fp.status().error, undefined);
+  assert.equal(fp.notice(), undefined);
+});
+
 test('peers: IPv6 subnets are left to the normal path, and one refused entry does not stop the others', () => {
   const k = fakeKernel();
   const setPeer = k.setPeer;

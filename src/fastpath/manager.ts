@@ -34,6 +34,8 @@ export interface FastPathStatus {
   active: boolean;
   /** Why not, when not active. */
   reason?: string;
+  /** Active, but a kernel step failed since the last clean reconcile (the pods or peers it concerns take the normal path). */
+  error?: string;
   uplinks: string[];
   pods: number;
   peers: number;
@@ -88,10 +90,14 @@ export class FastPath {
   /** Brings the maps and attachments back to the desired state: run on a timer and after DEL/GC. */
   reconcile(): void {
     const targets = this.#targets;
-    if (!targets) return;
-    this.#guard('reconcile uplinks', (k) => this.#reconcileUplinks(k, targets.uplinks));
-    this.#guard('reconcile pods', (k) => this.#reconcilePods(k));
-    this.#guard('update peers', (k) => syncSet(k.listPeers(), this.#peers, (c) => k.setPeer(c), (c) => k.deletePeer(c)));
+    if (!targets || !this.#kernel) return;
+    const clean = [
+      this.#guard('reconcile uplinks', (k) => this.#reconcileUplinks(k, targets.uplinks)),
+      this.#guard('reconcile pods', (k) => this.#reconcilePods(k)),
+      this.#guard('update peers', (k) => syncSet(k.listPeers(), this.#peers, (c) => k.setPeer(c), (c) => k.deletePeer(c))),
+    ].every(Boolean);
+    // A whole pass that went through puts right whatever failed before it.
+    if (clean) this.#lastError = undefined;
   }
 
   #reconcileUplinks(k: FastPathKernel, names: readonly string[]): void {
@@ -133,15 +139,18 @@ export class FastPath {
     const uplinks = [...(this.#targets?.uplinks ?? [])];
     if (!k || this.#reason !== undefined) return { active: false, reason: this.#reason ?? 'not loaded', uplinks, pods: 0, peers: 0 };
     try {
-      return { active: true, uplinks, pods: k.listPods().length, peers: this.#peers.length, stats: k.stats() };
+      return { active: true, uplinks, pods: k.listPods().length, peers: this.#peers.length, stats: k.stats(), ...(this.#lastError ? { error: this.#lastError } : {}) };
     } catch (e) {
       return { active: true, uplinks, pods: 0, peers: this.#peers.length, reason: `cannot read the maps: ${(e as Error).message}` };
     }
   }
 
-  /** A note for readiness while the node runs without the fast path it was asked for; undefined when active. */
+  /**
+   * A note for readiness while the node runs without the fast path it was asked for, or with a
+   * step of it failing (retried by every reconcile); undefined while all is well.
+   */
   notice(): string | undefined {
-    return this.#reason;
+    return this.#reason ?? (this.#lastError ? `${this.#lastError} (what it concerns takes the normal path; retried on every reconcile)` : undefined);
   }
 
   close(): void {
@@ -149,16 +158,21 @@ export class FastPath {
     this.#kernel = undefined;
   }
 
-  /** A kernel step; a failure is logged once per distinct message and retried by the next reconcile. */
-  #guard(what: string, step: (k: FastPathKernel) => void): void {
+  /**
+   * A kernel step; false when it failed. A failure is logged once per distinct message, shown in
+   * the status and the notice until a clean reconcile, and retried by the next reconcile.
+   */
+  #guard(what: string, step: (k: FastPathKernel) => void): boolean {
     const k = this.#kernel;
-    if (!k) return;
+    if (!k) return false;
     try {
       step(k);
+      return true;
     } catch (e) {
       const message = `fast path: cannot ${what}: ${(e as Error).message}`;
       if (message !== this.#lastError) this.#deps.log.warn({ err: (e as Error).message }, message);
       this.#lastError = message;
+      return false;
     }
   }
 
